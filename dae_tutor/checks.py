@@ -1,0 +1,87 @@
+"""Argument checks shared by every public function.
+
+Each helper raises ``TypeError`` for a wrong kind of value and ``ValueError`` for
+a wrong shape or range, and always names the argument, so that a reader who
+passes bad input learns at once which argument was wrong and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import torch
+
+
+def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` after checking it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a finite ``float`` > 0 (or >= 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def probability(name: str, value: object) -> float:
+    """Return ``value`` as a float in [0, 1]."""
+    value = positive_float(name, value, allow_zero=True)
+    if value > 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def one_of(name: str, value: object, choices: Sequence[str]) -> str:
+    """Return ``value`` after checking it is one of the strings in ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def tensor(
+    name: str,
+    value: object,
+    *,
+    ndim: int | None = None,
+    last_dim: int | None = None,
+    floating: bool = True,
+    finite: bool = True,
+) -> torch.Tensor:
+    """Check that ``value`` is a tensor of the expected rank, width and dtype.
+
+    ``ndim`` fixes the number of dimensions, ``last_dim`` the size of the last
+    one; ``floating`` asks for a floating dtype; ``finite`` rejects NaN/inf.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {value.dtype}")
+    if ndim is not None and value.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(value.shape)}")
+    if last_dim is not None and (value.dim() == 0 or value.shape[-1] != last_dim):
+        raise ValueError(f"{name} must have last dimension {last_dim}, got shape {tuple(value.shape)}")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return value
+
+
+def generator(name: str, value: object) -> torch.Generator | None:
+    """Check that ``value`` is ``None`` or a ``torch.Generator``."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
+    return value

@@ -1,0 +1,89 @@
+"""Plotting helpers shared by the chapters: vector fields, image grids, spectra."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+
+from dae_tutor import checks
+
+
+def grid_2d(xlim: tuple[float, float], ylim: tuple[float, float], n: int) -> torch.Tensor:
+    """An ``n x n`` grid of points over ``xlim x ylim``, as an ``(n*n, 2)`` float64 tensor."""
+    n = checks.positive_int("n", n, minimum=2)
+    for name, lim in (("xlim", xlim), ("ylim", ylim)):
+        if len(lim) != 2 or not lim[0] < lim[1]:
+            raise ValueError(f"{name} must be (low, high) with low < high, got {lim}")
+    xs = torch.linspace(xlim[0], xlim[1], n, dtype=torch.float64)
+    ys = torch.linspace(ylim[0], ylim[1], n, dtype=torch.float64)
+    gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+
+
+def vector_field(
+    ax: Axes,
+    field: Callable[[torch.Tensor], torch.Tensor],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    *,
+    n: int = 25,
+    color: str = "tab:blue",
+    scale: float | None = None,
+) -> None:
+    """Draw the arrows ``field(x)`` at the points of :func:`grid_2d` (e.g. ``r(x) - x``)."""
+    points = grid_2d(xlim, ylim, n)
+    with torch.no_grad():
+        arrows = field(points).detach().cpu().double()
+    checks.tensor("field(x)", arrows, ndim=2, last_dim=2)
+    ax.quiver(
+        points[:, 0],
+        points[:, 1],
+        arrows[:, 0],
+        arrows[:, 1],
+        color=color,
+        angles="xy",
+        scale_units="xy",
+        scale=scale,
+        width=0.003,
+    )
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+
+
+def image_grid(ax: Axes, images: torch.Tensor, *, side: int = 28, columns: int = 10) -> None:
+    """Tile flattened square images (rows of ``images``) into one picture on ``ax``."""
+    images = checks.tensor("images", images, ndim=2, last_dim=side * side)
+    columns = checks.positive_int("columns", columns)
+    n = images.shape[0]
+    rows = -(-n // columns)
+    canvas = np.ones((rows * (side + 1) + 1, columns * (side + 1) + 1))
+    pixels = images.detach().cpu().reshape(n, side, side).numpy()
+    for i in range(n):
+        r, c = divmod(i, columns)
+        canvas[
+            1 + r * (side + 1) : 1 + r * (side + 1) + side, 1 + c * (side + 1) : 1 + c * (side + 1) + side
+        ] = pixels[i]
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+
+
+def spectrum(ax: Axes, eigenvalues: torch.Tensor, *, bins: int = 60) -> None:
+    """Histogram of eigenvalues on a symmetric-log axis, negatives in red."""
+    values = checks.tensor("eigenvalues", eigenvalues, ndim=1).detach().cpu().numpy()
+    bins = checks.positive_int("bins", bins)
+    ax.hist(values[values >= 0], bins=bins, color="tab:blue", label="λ ≥ 0")
+    ax.hist(values[values < 0], bins=bins, color="tab:red", label="λ < 0")
+    ax.set_xscale("symlog", linthresh=max(1e-6, float(np.abs(values).max()) * 1e-4))
+    ax.set_yscale("log")
+    ax.set_xlabel("eigenvalue")
+    ax.legend()
+
+
+def small_figure(width: float = 6.0, height: float = 4.0, **kwargs) -> tuple[plt.Figure, Axes]:
+    """A figure sized for the book (lean PNGs in committed notebooks)."""
+    return plt.subplots(figsize=(width, height), dpi=kwargs.pop("dpi", 90), **kwargs)
