@@ -1,0 +1,10 @@
+"""Test-wide settings: the quick profile, a headless plotting backend, one CPU thread.
+
+Set at import, before nbval starts any kernel, so the chapters' kernels inherit them.
+"""
+
+import os
+
+os.environ["DAE_TUTOR_PROFILE"] = "quick"
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("DAE_TUTOR_THREADS", "1")
