@@ -65,7 +65,10 @@ def tensor(
     """Check that ``value`` is a tensor of the expected rank, width and dtype.
 
     ``ndim`` fixes the number of dimensions, ``last_dim`` the size of the last
-    one; ``floating`` asks for a floating dtype; ``finite`` rejects NaN/inf.
+    one; ``floating`` asks for a floating dtype; ``finite`` rejects NaN/inf. Inside
+    ``torch.func`` transforms (``vmap``, ``jacrev``) the finiteness check is skipped:
+    it is data-dependent control flow, which ``vmap`` refuses; the caller's own call,
+    outside the transform, has already made it.
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -75,7 +78,8 @@ def tensor(
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(value.shape)}")
     if last_dim is not None and (value.dim() == 0 or value.shape[-1] != last_dim):
         raise ValueError(f"{name} must have last dimension {last_dim}, got shape {tuple(value.shape)}")
-    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+    transformed = torch._C._functorch.is_functorch_wrapped_tensor(value)
+    if finite and not transformed and value.is_floating_point() and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return value
 

@@ -209,3 +209,11 @@ def test_image_grid_and_spectrum():
         plots.image_grid(ax, torch.rand(3, 10), side=4)
     plots.spectrum(ax, torch.tensor([-1.0, 0.5, 2.0, 3.0]))
     plt.close(fig)
+
+
+def test_tensor_check_works_inside_vmap():
+    def r(x):
+        return checks.tensor("x", x, last_dim=2) * 2
+
+    jac = torch.func.vmap(torch.func.jacrev(r))(torch.ones(3, 2))
+    assert torch.equal(jac, 2 * torch.eye(2).expand(3, 2, 2))
