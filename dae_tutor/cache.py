@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 ENV_VAR = "DAE_TUTOR_CACHE"
 CODE_VERSION = "1"  # bump when a change to the package invalidates trained models
@@ -100,3 +101,25 @@ def cached(entry: str, build: Callable[[], Any]) -> Any:
         value = build()
         save(entry, value)
     return value
+
+
+def cached_module(
+    entry: str, build: Callable[[], tuple[nn.Module, Any]], empty: Callable[[], nn.Module]
+) -> tuple[nn.Module, Any]:
+    """A trained module and its companion data (e.g. a loss history), cached as entry ``entry``.
+
+    ``build()`` trains and returns ``(module, extra)``; only ``module.state_dict()`` and ``extra``
+    are stored. On a hit, ``empty()`` makes a module of the same architecture and the stored
+    weights are loaded into it, so nothing but tensors and plain values is ever unpickled.
+    """
+    if not callable(build) or not callable(empty):
+        raise TypeError("build and empty must be callables")
+
+    def build_state() -> dict[str, Any]:
+        module, extra = build()
+        return {"state": module.state_dict(), "extra": extra}
+
+    stored = cached(entry, build_state)
+    module = empty()
+    module.load_state_dict(stored["state"])
+    return module, stored["extra"]

@@ -217,3 +217,21 @@ def test_tensor_check_works_inside_vmap():
 
     jac = torch.func.vmap(torch.func.jacrev(r))(torch.ones(3, 2))
     assert torch.equal(jac, 2 * torch.eye(2).expand(3, 2, 2))
+
+
+def test_cached_module_trains_once_and_restores_weights(cache_dir):
+    calls = []
+
+    def build():
+        calls.append(1)
+        module = torch.nn.Linear(3, 2)
+        torch.nn.init.constant_(module.weight, 0.25)
+        return module, [1.0, 0.5]
+
+    entry = cache.key("linear", {"in": 3})
+    first, history = cache.cached_module(entry, build, lambda: torch.nn.Linear(3, 2))
+    second, history_again = cache.cached_module(entry, build, lambda: torch.nn.Linear(3, 2))
+    assert len(calls) == 1 and history == history_again == [1.0, 0.5]
+    assert torch.equal(second.weight, torch.full((2, 3), 0.25)) and torch.equal(first.bias, second.bias)
+    with pytest.raises(TypeError, match="callables"):
+        cache.cached_module(entry, build, None)
