@@ -1,0 +1,332 @@
+"""Tests of dae_tutor.train against independent truth.
+
+* A linear DAE on Gaussian data must converge to the closed-form Σ(Σ + σ²I)⁻¹ (spec §1.4 (a)).
+* A DAE on a two-component Gaussian mixture must point along the exact score of the smoothed
+  density p_σ (thesis eq. 3.5; Tweedie: r*(x̃) = x̃ + σ²∇log p_σ(x̃)), written here in closed form.
+* The ensemble must reproduce separate fits; L-BFGS must reproduce torch's own single-call run.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
+from dae_tutor.train import DivergenceError, dae_loss, fit_dae, fit_dae_ensemble, train_loop
+
+F64 = torch.float64
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _params(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+# --- the training loop -------------------------------------------------------------------------
+
+
+def _moment_matched_gaussian(n: int, cov: np.ndarray, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean points x and noise ε whose empirical moments are exactly E x = 0, E xxᵀ = Σ,
+    E εεᵀ = σ²I, E xεᵀ = 0, so the empirical least-squares DAE is exactly the population one."""
+    z = torch.randn(n, 4, generator=_gen(0), dtype=F64)
+    z = z - z.mean(0)
+    z = z @ torch.linalg.inv(torch.linalg.cholesky(z.T @ z / n)).T  # empirical covariance = I
+    x = z[:, :2] @ torch.linalg.cholesky(torch.as_tensor(cov)).T
+    return x, sigma * z[:, 2:]
+
+
+@pytest.mark.parametrize(("optimizer", "steps", "lr"), [("lbfgs", 50, None), ("adam", 1500, 0.02)])
+def test_linear_dae_on_a_gaussian_converges_to_the_shrinkage_matrix(optimizer, steps, lr):
+    cov, sigma = np.array([[1.0, 0.6], [0.6, 0.5]]), 0.5
+    x, eps = _moment_matched_gaussian(1000, cov, sigma)
+    linear = torch.nn.Linear(2, 2, dtype=F64)
+    torch.nn.init.zeros_(linear.weight)
+    history = train_loop(
+        lambda: dae_loss(linear, x + eps, x), linear, steps=steps, optimizer=optimizer, lr=lr, progress=False
+    )
+    truth = cov @ np.linalg.inv(cov + sigma**2 * np.eye(2))  # Σ(Σ + σ²I)⁻¹ (spec §1.4)
+    a = linear.weight.detach().numpy()
+    assert np.linalg.norm(a - truth) / np.linalg.norm(truth) < 0.01
+    assert np.abs(linear.bias.detach().numpy()).max() < 0.01
+    assert len(history) == steps and history[-1] < history[0]
+
+
+def _loss_with_nan_at(step: int, value: float, p: torch.Tensor):
+    calls = {"n": 0}
+
+    def loss_fn() -> torch.Tensor:
+        k, calls["n"] = calls["n"], calls["n"] + 1
+        loss = (p**2).sum()
+        return loss * value if k == step else loss
+
+    return loss_fn
+
+
+@pytest.mark.parametrize(("optimizer", "value"), [("adam", math.nan), ("sgd", math.inf), ("adam", -math.inf)])
+def test_a_nan_or_inf_loss_stops_training_naming_the_step(optimizer, value):
+    p = torch.nn.Parameter(torch.ones(3, dtype=F64))
+    with pytest.raises(FloatingPointError, match=r"step 3 \(of 10\)") as info:
+        train_loop(
+            _loss_with_nan_at(3, value, p), [p], steps=10, optimizer=optimizer, lr=0.01, progress=False
+        )
+    assert isinstance(info.value, DivergenceError) and info.value.step == 3
+    assert bool(torch.isfinite(p).all())  # the bad step was not applied
+
+
+def test_lbfgs_stops_on_a_nan_naming_the_step_and_the_line_search_evaluation():
+    p = torch.nn.Parameter(torch.ones(3, dtype=F64))
+    with pytest.raises(DivergenceError, match=r"at step 0 \(of 10\)"):
+        train_loop(_loss_with_nan_at(0, math.nan, p), [p], steps=10, optimizer="lbfgs", progress=False)
+    # evaluation 1 is the first line-search trial of step 0
+    with pytest.raises(DivergenceError, match=r"at step 0 \(of 10, line-search evaluation 1\)"):
+        train_loop(_loss_with_nan_at(1, math.nan, p), [p], steps=10, optimizer="lbfgs", progress=False)
+
+
+def test_a_late_check_still_names_the_first_bad_step():
+    p = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(DivergenceError, match="step 4") as info:
+        train_loop(_loss_with_nan_at(4, math.nan, p), [p], steps=20, check_every=8, progress=False)
+    assert info.value.step == 4
+
+
+def test_lbfgs_steps_match_one_torch_lbfgs_call():
+    """steps x (max_iter=1) with the cached closure = one call with max_iter=steps."""
+    x = torch.randn(200, 2, generator=_gen(1), dtype=F64)
+    y = torch.tanh(x @ torch.tensor([[1.0, -2.0], [0.5, 1.0]], dtype=F64))
+    ours, ref = AutoEncoder(2, 8, seed=0, dtype=F64), AutoEncoder(2, 8, seed=0, dtype=F64)
+    train_loop(lambda: dae_loss(ours, x, y), ours, steps=15, optimizer="lbfgs", progress=False)
+    opt = torch.optim.LBFGS(
+        ref.parameters(), max_iter=15, max_eval=1000, line_search_fn="strong_wolfe", tolerance_change=0
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = dae_loss(ref, x, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)
+
+
+def test_train_loop_rejects_bad_arguments():
+    p = torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match="optimizer"):
+        train_loop(lambda: p.sum(), [p], steps=1, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="steps"):
+        train_loop(lambda: p.sum(), [p], steps=0)
+    with pytest.raises(ValueError, match="scalar"):
+        train_loop(lambda: p * 2, [p], steps=1, progress=False)
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        train_loop(lambda: 1.0, [p], steps=1, progress=False)
+    with pytest.raises(ValueError, match="requires grad"):
+        train_loop(lambda: p.sum(), [torch.ones(2)], steps=1)
+
+
+# --- one DAE -----------------------------------------------------------------------------------
+
+MIX_W = np.array([0.4, 0.6])
+MIX_MU = np.array([[-1.0, 0.0], [1.0, 0.5]])
+MIX_COV = np.array([[[0.3, 0.1], [0.1, 0.2]], [[0.2, 0.0], [0.0, 0.2]]])
+
+
+def _mixture_sample(n: int, rng: np.random.Generator) -> np.ndarray:
+    k = rng.choice(2, size=n, p=MIX_W)
+    chol = np.linalg.cholesky(MIX_COV)
+    return MIX_MU[k] + np.einsum("nij,nj->ni", chol[k], rng.standard_normal((n, 2)))
+
+
+def _mixture_score(x: np.ndarray, sigma: float) -> np.ndarray:
+    """∇log p_σ(x) for p_σ = Σ_k w_k N(μ_k, C_k + σ²I): Σ_k γ_k(x) (−(C_k + σ²I)⁻¹(x − μ_k))."""
+    cov = MIX_COV + sigma**2 * np.eye(2)
+    prec = np.linalg.inv(cov)
+    d = x[:, None, :] - MIX_MU[None]
+    grad = -np.einsum("kij,nkj->nki", prec, d)
+    log_w = (
+        np.log(MIX_W) - 0.5 * np.log(np.linalg.det(2 * np.pi * cov)) + 0.5 * np.einsum("nki,nki->nk", d, grad)
+    )
+    gamma = np.exp(log_w - log_w.max(1, keepdims=True))
+    gamma /= gamma.sum(1, keepdims=True)
+    return (gamma[..., None] * grad).sum(1)
+
+
+def _score_cosine(r: torch.nn.Module, x_test: np.ndarray, sigma: float) -> float:
+    """Cosine between (r(x) − x)/σ² (thesis eq. 3.5) and the exact score, over all test points."""
+    p = next(r.parameters())
+    x = torch.as_tensor(x_test, dtype=p.dtype)
+    with torch.no_grad():
+        est = ((r(x) - x) / sigma**2).double().numpy()
+    exact = _mixture_score(x_test, sigma)
+    return float((est * exact).sum() / np.linalg.norm(est) / np.linalg.norm(exact))
+
+
+@pytest.fixture(scope="module")
+def mixture_data():
+    rng = np.random.default_rng(0)
+    sigma = 0.3
+    train = torch.as_tensor(_mixture_sample(4000, rng))
+    test = _mixture_sample(2000, rng) + sigma * rng.standard_normal((2000, 2))  # held out, from p_σ
+    return train, test, sigma
+
+
+def test_fit_dae_learns_the_mixture_score_with_fresh_noise(mixture_data):
+    train, test, sigma = mixture_data
+    r = fit_dae(train.float(), sigma, hidden=64, steps=1000, batch_size=512, lr=5e-3, progress=False)
+    assert isinstance(r, AutoEncoder) and r.W.dtype == torch.float32
+    assert _score_cosine(r, test, sigma) > 0.95
+
+
+def test_fit_dae_lbfgs_on_fixed_corruptions(mixture_data):
+    """The Fig. 3.5 regime: corruptions drawn once, full-batch L-BFGS; the loss decreases and the
+    field still points along the score."""
+    train, test, sigma = mixture_data
+    r, history = fit_dae(
+        train,
+        sigma,
+        hidden=32,
+        steps=100,
+        optimizer="lbfgs",
+        n_noise=16_000,
+        progress=False,
+        return_history=True,
+    )
+    assert r.W.dtype == F64
+    assert history[-1] < 0.5 * history[0]
+    assert _score_cosine(r, test, sigma) > 0.95
+
+
+def test_fit_dae_is_deterministic_and_leaves_the_global_rng_alone():
+    x = torch.randn(300, 2, generator=_gen(2))
+    kw = {"hidden": 16, "steps": 30, "batch_size": 32, "progress": False}
+    state = torch.get_rng_state()
+    a, b = _params(fit_dae(x, 0.1, seed=5, **kw)), _params(fit_dae(x, 0.1, seed=5, **kw))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    c = _params(fit_dae(x, 0.1, seed=6, **kw))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_fit_dae_with_a_sequence_of_hidden_sizes_gives_a_deep_autoencoder():
+    x = torch.randn(100, 3, generator=_gen(3))
+    r = fit_dae(x, 0.1, hidden=(16, 16), steps=5, progress=False)
+    assert isinstance(r, DeepAutoEncoder) and r(x).shape == x.shape
+
+
+def test_fixed_noise_adam_sees_only_the_fixed_corruptions():
+    """With fixed_noise and the full batch every step sees the same data, so the loss at the
+    start of each step only reflects the parameter updates: plain gradient descent is monotone."""
+    x = torch.randn(200, 2, generator=_gen(4), dtype=F64)
+    _, history = fit_dae(
+        x,
+        0.2,
+        hidden=8,
+        steps=40,
+        optimizer="sgd",
+        lr=0.05,
+        fixed_noise=True,
+        progress=False,
+        return_history=True,
+    )
+    assert all(b < a for a, b in itertools.pairwise(history))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"samples": torch.zeros(10)}, ValueError, "samples"),
+        ({"samples": torch.zeros(10, 2, dtype=torch.int64)}, TypeError, "samples"),
+        ({"samples": torch.tensor([[0.0, math.nan]])}, ValueError, "samples"),
+        ({"samples": np.zeros((10, 2))}, TypeError, "samples"),
+        ({"sigma": 0.0}, ValueError, "sigma"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"optimizer": "lbfgs", "batch_size": 32}, ValueError, "batch_size"),
+        ({"optimizer": "lbfgs", "fixed_noise": False}, ValueError, "fixed_noise"),
+        ({"n_noise": 100}, ValueError, "n_noise"),
+        ({"hidden": 0}, ValueError, "hidden"),
+        ({"hidden": (8,), "tied": True}, ValueError, "tied"),
+    ],
+)
+def test_fit_dae_rejects_bad_arguments(kwargs, error, name):
+    args = {"samples": torch.zeros(10, 2), "sigma": 0.1, "steps": 1, "progress": False, **kwargs}
+    with pytest.raises(error, match=name):
+        fit_dae(args.pop("samples"), args.pop("sigma"), **args)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.one_of(st.floats(max_value=0.0), st.just(math.nan), st.just(math.inf), st.just(-math.inf)))
+def test_fit_dae_and_the_ensemble_reject_every_non_positive_sigma(sigma):
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="sigma"):
+        fit_dae(x, sigma, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"sigmas\[1\]"):
+        fit_dae_ensemble(x, [0.1, sigma], steps=1, progress=False)
+
+
+# --- many DAEs at once -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "regime",
+    [
+        {"batch_size": 32},
+        {"batch_size": 32, "tied": True},
+        {"fixed_noise": True, "n_noise": 300, "batch_size": 16},
+        {"optimizer": "sgd", "lr": 0.05},
+    ],
+    ids=["adam-minibatch", "tied", "fixed-noise", "sgd-full-batch"],
+)
+def test_the_ensemble_trains_the_same_models_as_separate_fits(regime):
+    """Summed loss + elementwise Adam/SGD + per-member generators = separate fit_dae calls.
+
+    In float64 they agree to ~1e-15 (only the order of floating-point sums differs: batched
+    matmuls and a hand-written backward against nn.functional.linear and autograd); we ask 1e-8.
+    """
+    x = torch.randn(400, 2, generator=_gen(7), dtype=F64)
+    sigmas, seeds = [0.05, 0.1, 0.3], [0, 1, 2]
+    steps = 200 if regime == {"batch_size": 32} else 60
+    kw = {"hidden": 16, "steps": steps, "progress": False, "return_history": True, **regime}
+    models, histories = fit_dae_ensemble(x, sigmas, seeds=seeds, **kw)
+    for m, (sigma, seed) in enumerate(zip(sigmas, seeds, strict=True)):
+        alone, history = fit_dae(x, sigma, seed=seed, **kw)
+        for p, q in zip(models[m].parameters(), alone.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(histories[m], history, rtol=1e-8)
+        torch.testing.assert_close(models[m](x), alone(x), rtol=1e-8, atol=1e-10)
+
+
+def test_ensemble_defaults_to_seed_zero_for_every_member():
+    x = torch.randn(100, 2, generator=_gen(8))
+    kw = {"hidden": 8, "steps": 10, "batch_size": 16, "progress": False}
+    a, b = fit_dae_ensemble(x, [0.1, 0.2], **kw)
+    ref = fit_dae(x, 0.2, seed=0, **kw)
+    torch.testing.assert_close(b.W, ref.W)
+    assert not torch.equal(a.W, b.W)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"optimizer": "lbfgs"}, ValueError, "lbfgs"),
+        ({"sigmas": []}, ValueError, "sigmas"),
+        ({"sigmas": 0.1}, TypeError, "sigmas"),
+        ({"seeds": [0]}, ValueError, "seeds"),
+        ({"seeds": [0, -1]}, ValueError, r"seeds\[1\]"),
+        ({"hidden": (8, 8)}, TypeError, "hidden"),
+        ({"samples": torch.zeros(5, 2, 1)}, ValueError, "samples"),
+    ],
+)
+def test_ensemble_rejects_bad_arguments(kwargs, error, name):
+    args = {"samples": torch.zeros(10, 2), "sigmas": [0.1, 0.2], "steps": 1, "progress": False, **kwargs}
+    with pytest.raises(error, match=name):
+        fit_dae_ensemble(args.pop("samples"), args.pop("sigmas"), **args)
