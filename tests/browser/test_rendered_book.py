@@ -12,6 +12,7 @@ for the server and the browser.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,11 @@ pytestmark = pytest.mark.browser
 
 LANDING = "index.html"  # jupyter-book writes it; it redirects to the root page when that is not index
 DEMO = "how_to_use.html"  # how_to_use.ipynb: calls dae_tutor.widgets.slider
-PAGES = [LANDING, DEMO]
+CHAPTERS = [
+    f"chapters/{nb.stem}.html" for nb in sorted((Path(__file__).parents[2] / "chapters").glob("*.ipynb"))
+]
+PAGES = [LANDING, DEMO, *CHAPTERS]
+SLIDER_PAGES = [DEMO, *CHAPTERS]  # every chapter has at least one slider (DESIGN.md: widgets)
 
 # State of one static slider: its range input, the frames shown, the value label.
 _SLIDER_STATE = """
@@ -75,17 +80,18 @@ def test_images_have_loaded(visit: Callable[[str], Visit], page: str) -> None:
     assert not broken, f"{page}: images that did not load: {broken}"
 
 
-def test_static_slider_changes_frame(driver, book_url: str) -> None:
-    load_page(driver, book_url, DEMO)  # a fresh load: this test moves things
+@pytest.mark.parametrize("page", SLIDER_PAGES)
+def test_static_slider_changes_frame(driver, book_url: str, page: str) -> None:
+    load_page(driver, book_url, page)  # a fresh load: this test moves things
     sliders = driver.find_elements(By.CSS_SELECTOR, ".dae-slider")
     assert sliders, (
-        f"{DEMO}: no static slider (.dae-slider). If the page shows an empty widget instead, the book "
+        f"{page}: no static slider (.dae-slider). If the page shows an empty widget instead, the book "
         "needs myst-nb to prefer text/html over the widget view (nb_mime_priority_overrides in _config.yml)"
     )
     ids = driver.execute_script(
         "return Array.from(document.querySelectorAll('.dae-slider, .dae-slider [id]')).map(e => e.id)"
     )
-    assert len(ids) == len(set(ids)), f"{DEMO}: slider element ids repeat: {sorted(ids)}"
+    assert len(ids) == len(set(ids)), f"{page}: slider element ids repeat: {sorted(ids)}"
 
     for number, root in enumerate(sliders):
         before = driver.execute_script(_SLIDER_STATE, root)
@@ -118,7 +124,7 @@ def test_static_slider_changes_frame(driver, book_url: str) -> None:
         assert after["label"] != before["label"] and after["src"] != before["src"]
 
     errors = _severe(driver.get_log("browser"))
-    assert not errors, f"{DEMO}: console errors while moving the sliders: {errors}"
+    assert not errors, f"{page}: console errors while moving the sliders: {errors}"
 
 
 @pytest.mark.parametrize("page", PAGES)
