@@ -26,18 +26,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import torch
 
 from dae_tutor import runtime
+from dae_tutor.densities import Spiral
 from dae_tutor.train import fit_dae, fit_dae_ensemble
-
-
-def spiral(n: int, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-    """n points on the spiral of Fig. 3.5, x = 0.04 t sin t, y = 0.04 t cos t, t ~ U(3, 12), plus
-    radial noise of std 0.01."""
-    t = 3 + 9 * torch.rand(n, generator=generator, dtype=torch.float64)
-    x = 0.04 * t[:, None] * torch.stack([torch.sin(t), torch.cos(t)], 1)
-    x = x * (
-        1 + 0.01 * torch.randn(n, 1, generator=generator, dtype=torch.float64) / x.norm(dim=1, keepdim=True)
-    )
-    return x.to(dtype)
 
 
 def _clock(dev: torch.device) -> tuple[float, float]:
@@ -74,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     dev = runtime.device() if args.device == "auto" else torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     repeats = max(1, args.repeats)
-    samples = spiral(2000, runtime.generator(0), dtype).to(dev)
+    samples = Spiral().sample(2000, generator=runtime.generator(0)).to(dtype=dtype, device=dev)
     sigmas = torch.logspace(math.log10(0.01), math.log10(0.3), args.members, dtype=torch.float64).tolist()
     seeds = list(range(args.members))
 
