@@ -313,8 +313,12 @@ def reference_mixture_1d() -> GaussianMixture:
     return GaussianMixture([0.4, 0.6], [[-0.6], [0.5]], [[[0.25**2]], [[0.35**2]]])
 
 
-def _gen_device(generator: torch.Generator | None) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
+def _uniform_t(n: object, generator: object, low: float, high: float) -> torch.Tensor:
+    """``n`` curve parameters t ~ U(low, high), float64 on the generator's device (CPU without one)."""
+    n = checks.positive_int("n", n)
+    generator = checks.generator("generator", generator)
+    device = generator.device if generator is not None else torch.device("cpu")
+    return low + (high - low) * torch.rand(n, dtype=torch.float64, device=device, generator=generator)
 
 
 def _check_t(t: object) -> torch.Tensor:
@@ -381,14 +385,10 @@ class Spiral:
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` noisy points ``(n, 2)`` and their ``t`` ``(n,)``, float64 on the generator's device."""
-        n = checks.positive_int("n", n)
-        generator = checks.generator("generator", generator)
-        dev = _gen_device(generator)
-        t0, t1 = self.t_range
-        t = t0 + (t1 - t0) * torch.rand(n, dtype=torch.float64, device=dev, generator=generator)
+        t = _uniform_t(n, generator, *self.t_range)
         x = self.point(t)
         if self.radial_noise > 0:
-            xi = self.radial_noise * torch.randn(n, dtype=torch.float64, device=dev, generator=generator)
+            xi = self.radial_noise * torch.randn(t.shape, dtype=t.dtype, device=t.device, generator=generator)
             x = x * (1 + xi / x.norm(dim=-1)).unsqueeze(-1)
         return x, t
 
@@ -437,15 +437,10 @@ class Curve10d:
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` noisy points ``(n, 10)`` and their ``t`` ``(n,)``, float64 on the generator's device."""
-        n = checks.positive_int("n", n)
-        generator = checks.generator("generator", generator)
-        dev = _gen_device(generator)
-        t = torch.rand(n, dtype=torch.float64, device=dev, generator=generator)
+        t = _uniform_t(n, generator, 0.0, 1.0)
         x = self.point(t)
         if self.noise > 0:
-            x = x + self.noise * torch.randn(
-                n, self.dim, dtype=torch.float64, device=dev, generator=generator
-            )
+            x = x + self.noise * torch.randn(x.shape, dtype=t.dtype, device=t.device, generator=generator)
         return x, t
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

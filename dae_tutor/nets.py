@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -167,24 +168,15 @@ class DeepAutoEncoder(MLP):
     """
 
     def __init__(
-        self,
-        dim: int,
-        hidden: Sequence[int] = (512, 512),
-        activation: str = "tanh",
-        *,
-        seed: int | None = None,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
+        self, dim: int, hidden: Sequence[int] = (512, 512), activation: str = "tanh", **options: Any
     ) -> None:
+        """``options``: ``seed``, ``generator``, ``dtype``, ``device``, as for :class:`MLP`."""
         dim = checks.positive_int("dim", dim)
         if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
             raise TypeError(f"hidden must be a sequence of integers, got {type(hidden).__name__}")
         if len(hidden) == 0:
             raise ValueError("hidden must hold at least one layer size, got an empty sequence")
-        super().__init__(
-            [dim, *hidden, dim], activation, seed=seed, generator=generator, dtype=dtype, device=device
-        )
+        super().__init__([dim, *hidden, dim], activation, **options)
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
