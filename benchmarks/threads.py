@@ -56,10 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    default_threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}; cores: {os.cpu_count()}; torch default threads: {default_threads}")
+    default_threads = os.cpu_count() or 1  # torch's own default: one thread per core
+    cores = os.cpu_count()
+    print(f"torch {torch.__version__}; {cores} cores; baseline: {default_threads} threads (torch's default)")
     print(f"{args.steps} Adam steps of a 2-256-256-2 MLP, {args.repeats} repeats\n")
-    print(f"{'machine':12s} | {'threads':>7s} | {'median s':>8s} | {'max/min':>7s} | default/1 thread")
+    print(f"{'machine':13s} | {'threads':>7s} | {'median s':>8s} | {'max/min':>7s} | default/1 thread")
     for load in ("idle", "one core busy"):
         busy = None
         if load != "idle":
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         ratio = statistics.median(default) / statistics.median(one)
         for threads, times, note in ((1, one, ""), (default_threads, default, f"{ratio:.2f}x")):
             spread = max(times) / min(times)
-            print(f"{load:12s} | {threads:7d} | {statistics.median(times):8.3f} | {spread:7.2f} | {note}")
+            print(f"{load:13s} | {threads:7d} | {statistics.median(times):8.3f} | {spread:7.2f} | {note}")
 
 
 if __name__ == "__main__":
