@@ -22,8 +22,9 @@ def default_threads() -> int:
     """CPU threads for torch: ``$DAE_TUTOR_THREADS`` if set, else half the cores (at least 1).
 
     The book's models are small: on a 2-core machine torch's default of two
-    OpenMP threads made them 10-100x slower and erratic whenever the other core
-    was busy, while one thread was steady (``benchmarks/threads.py`` measures it).
+    threads was 1.5x faster when the machine was idle but 2.6x slower and erratic
+    as soon as another process held a core, while one thread was steady
+    (``python -m benchmarks threads``; numbers in ``benchmarks/README.md``).
     """
     value = os.environ.get(THREADS_ENV_VAR, "").strip()
     if value:
