@@ -1,0 +1,689 @@
+r"""Exact finite-state Markov chains of denoising auto-encoders (chapter 2).
+
+On a finite state space :math:`\{0, \dots, K-1\}` every object of the GDAE/GSN theory is a
+matrix, so the theorems can be checked to float64 precision:
+
+* a corruption :math:`\mathcal C(\tilde x \mid x)` is a row-stochastic matrix ``C[x, x_tilde]``
+  (:func:`corruption_matrix`, :func:`window_corruption`);
+* the reconstruction :math:`P(x \mid \tilde x)` is a row-stochastic matrix ``R[x_tilde, x]``, exact by
+  Bayes' rule (:func:`bayes_reconstruction`) or estimated by counting (:func:`counting_estimator`);
+* the DAE chain :math:`X_t \to \tilde X_t \to X_{t+1}` has transition matrix :math:`T = C R`
+  (:func:`dae_transition`), whose stationary distribution (:func:`stationary_distribution`) is the
+  data distribution when ``R`` is the exact posterior ([GDAE] Thm 1, L1261-1283; [TH] Prop. 1, L1553-1583);
+* robustness to an imperfect ``R`` is Schweitzer's bound (:func:`schweitzer_bound`; [TH] Thm 4, L1791-1795);
+* walkback ([GDAE] Algorithm 2, L1434-1448; [TH] eq. 5.2, L1612-1626) has an exact corruption
+  :func:`walkback_corruption`, a fixed point :func:`walkback_fixed_point` and samplers
+  :func:`walkback_pairs` (one example, literal) and :func:`walkback_batch` (vectorised);
+* chains and training pairs are sampled by :func:`sample_chain` and :func:`sample_pairs`.
+
+Conventions (spec ``B_gsn.md`` §0): matrices are **row-stochastic**, ``T[x, x'] = P(X_{t+1}=x' | X_t=x)``;
+distributions are row vectors and stationarity is :math:`\pi T = \pi`; :math:`\mathrm{TV}(p, q) =
+\tfrac12\lVert p - q\rVert_1`; walkback is parametrised by the **stopping** probability ``p_stop``
+(the number of corruptions is :math:`k \sim \mathrm{Geom}(p_\text{stop})` on :math:`\{1, 2, \dots\}`;
+[GDAE]'s :math:`p` is the probability to *continue*, :math:`p = 1 - p_\text{stop}`).
+
+Every function accepts torch tensors or array-likes (NumPy arrays, lists), computes in float64 and
+answers with float64 (or int64 states) on the device of its first matrix argument (of ``x`` for
+:func:`counting_estimator`).
+
+Sources: [GDAE] = Bengio et al. 2013, *Generalized Denoising Auto-Encoders as Generative Models*
+(``shared/seeds/001``, line numbers L...); [TH] = G. Alain's thesis, ch. 5 (``shared/seeds/004``);
+[DLB] = Deep Learning book ch. 20 (``shared/seeds/003``); spec A/B = ``shared/spec/A_dae_score.md``,
+``B_gsn.md``.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+import torch
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+from dae_tutor import checks
+
+__all__ = [
+    "CORRUPTION_KINDS",
+    "bayes_reconstruction",
+    "check_stochastic",
+    "closed_classes",
+    "corruption_matrix",
+    "counting_estimator",
+    "dae_transition",
+    "detailed_balance_violation",
+    "fundamental_matrix",
+    "sample_chain",
+    "sample_pairs",
+    "schweitzer_bound",
+    "second_eigenvalue_modulus",
+    "stationary_distribution",
+    "tv_distance",
+    "walkback_batch",
+    "walkback_corruption",
+    "walkback_fixed_point",
+    "walkback_pairs",
+    "window_corruption",
+]
+
+F64 = torch.float64
+CORRUPTION_KINDS = ("mix_uniform", "local_walk", "ring")
+STOCHASTIC_ATOL = 1e-9
+"""Tolerance on row sums (and on negative round-off) of float64 input: the round-off of a product of a
+few stochastic matrices is ~1e-15, so anything above 1e-9 is a genuine error."""
+_RESIDUAL_TOL = 1e-9
+
+
+# ------------------------------------------------------------------------------------- argument checks
+def _float64(name: str, value: object, device: torch.device | None = None) -> torch.Tensor:
+    """``value`` as a finite float64 tensor (on ``device`` when given, else its own device or the CPU)."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        t = value.to(dtype=F64, device=device if device is not None else value.device)
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(value, dtype=np.float64), device=device)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"{name} must be a tensor or array-like of numbers, got {type(value).__name__}"
+            ) from err
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return t
+
+
+def _input_eps(value: object) -> float:
+    """Machine epsilon of ``value``'s own floating dtype (float64's for integers and Python lists)."""
+    dtype = value.dtype if isinstance(value, (torch.Tensor, np.ndarray)) else None
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return torch.finfo(dtype).eps
+    if isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.floating):
+        return float(np.finfo(dtype).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def check_stochastic(name: str, value: object, *, atol: float = STOCHASTIC_ATOL) -> torch.Tensor:
+    """Return ``value`` as a float64 ``(K, K)`` row-stochastic matrix, or raise naming ``name``.
+
+    Entries must be ``>= -atol`` and every row must sum to 1 within ``atol`` (widened to ``64 eps``
+    for float32/float16 input); the accepted round-off is then removed (negatives set to 0, rows
+    divided by their sums), so the exact computations start from an exactly stochastic float64
+    matrix. Raises ``TypeError`` for non-numeric input and ``ValueError`` otherwise.
+    """
+    atol = max(atol, 64 * _input_eps(value))
+    m = _float64(name, value)
+    if m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty square (K, K) matrix, got shape {tuple(m.shape)}")
+    low = float(m.min())
+    if low < -atol:
+        raise ValueError(f"{name} must have non-negative entries, got minimum {low:.3g}")
+    m = m.clamp_min(0.0)
+    sums = m.sum(dim=1)
+    err = (sums - 1).abs()
+    if float(err.max()) > atol:
+        row = int(err.argmax())
+        raise ValueError(
+            f"{name} must be row-stochastic (rows summing to 1 within {atol:.2g}); "
+            f"row {row} sums to {float(sums[row]):.12g} (build it in float64, or divide each row by its sum)"
+        )
+    return m / sums[:, None]
+
+
+def _pmf(name: str, value: object, device: torch.device | None = None) -> torch.Tensor:
+    """``value`` as a float64 probability vector (non-negative, summing to 1 within ``STOCHASTIC_ATOL``)."""
+    p = _float64(name, value, device)
+    if p.dim() != 1 or p.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D probability vector, got shape {tuple(p.shape)}")
+    if float(p.min()) < -STOCHASTIC_ATOL:
+        raise ValueError(f"{name} must be non-negative, got minimum {float(p.min()):.3g}")
+    total = float(p.sum())
+    if abs(total - 1) > STOCHASTIC_ATOL:
+        raise ValueError(f"{name} must sum to 1, got {total:.12g} (divide it by its sum first)")
+    return p.clamp_min(0.0)
+
+
+def _same_size(name_a: str, k_a: int, name_b: str, k_b: int) -> None:
+    if k_a != k_b:
+        raise ValueError(f"{name_b} has {k_b} states but {name_a} has {k_a}; they must match")
+
+
+def _pair(C: object, R: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a corruption ``C`` and a reconstruction ``R`` of the same size; both on ``C``'s device."""
+    c = check_stochastic("C", C)
+    r = check_stochastic("R", _float64("R", R, c.device))
+    _same_size("C", c.shape[0], "R", r.shape[0])
+    return c, r
+
+
+def _open_probability(name: str, value: object) -> float:
+    """A probability strictly inside (0, 1)."""
+    v = checks.probability(name, value)
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"{name} must be in the open interval (0, 1), got {v}")
+    return v
+
+
+def _states(name: str, value: object, k: int, device: torch.device) -> torch.Tensor:
+    """Integer state(s) in ``[0, k)`` as an int64 tensor (0-d for a single state)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer states, got dtype {value.dtype}")
+        s = value.to(dtype=torch.int64, device=device)
+    else:
+        arr = np.asarray(value)
+        if arr.size == 0:
+            arr = arr.astype(np.int64)  # an empty list is a valid (empty) set of states
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} must hold integer states, got {arr.dtype} ({type(value).__name__})")
+        s = torch.as_tensor(arr.astype(np.int64), device=device)
+    if s.dim() > 1:
+        raise ValueError(f"{name} must be a state or a 1-D tensor of states, got shape {tuple(s.shape)}")
+    if s.numel() and (int(s.min()) < 0 or int(s.max()) >= k):
+        lo, hi = int(s.min()), int(s.max())
+        raise ValueError(f"{name} must hold states in [0, {k}), got values in [{lo}, {hi}]")
+    return s
+
+
+# ------------------------------------------------------------------------------------- corruptions
+def corruption_matrix(
+    K: int, kind: str = "mix_uniform", q: float = 0.5, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    r"""A corruption :math:`C[x, \tilde x] = \mathcal C(\tilde x \mid x)` on ``K`` states.
+
+    ``q`` is the probability that the state is disturbed:
+
+    * ``"mix_uniform"``: :math:`(1-q) I + q/K`: keep ``x``, or redraw it uniformly. Full support for
+      ``q > 0``, so it meets the global-support ergodicity condition ([GDAE] Cor. 1, L1289-1295).
+      This is the spec's proposal for the discrete non-parametric experiment (spec A §4.7(i)).
+    * ``"local_walk"``: a ±1 random walk with reflection: stay w.p. :math:`1-q`, step ±1 w.p.
+      :math:`q/2` each; a step off the end is mirrored back (from 0 the step to -1 lands on 1, so
+      ``C[0, 1] = q``). Local, so it meets only [TH] App. 5.A Cor. 2 (L2161).
+    * ``"ring"``: the same walk on the cycle :math:`x \pm 1 \bmod K` (spec B, N1/N3/N10).
+
+    Returns a float64 ``(K, K)`` row-stochastic matrix.
+    """
+    K = checks.positive_int("K", K, minimum=2)
+    kind = checks.one_of("kind", kind, CORRUPTION_KINDS)
+    q = checks.probability("q", q)
+    if kind == "mix_uniform":
+        return (1 - q) * torch.eye(K, dtype=F64, device=device) + q / K
+    c = torch.zeros(K, K, dtype=F64, device=device)
+    for x in range(K):
+        c[x, x] += 1 - q
+        for step in (-1, 1):
+            y = x + step
+            if kind == "ring":
+                y %= K
+            elif y < 0 or y >= K:
+                y = x - step  # mirror reflection at the ends
+            c[x, y] += q / 2
+    return c
+
+
+def window_corruption(K: int, radius: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    r"""Uniform corruption on the window :math:`\{x-r, \dots, x+r\}`, clipped at the ends.
+
+    :math:`\tilde x = \mathrm{clip}(x + u, 0, K-1)` with :math:`u` uniform on :math:`\{-r, \dots, r\}`,
+    so the mass of the steps past an end piles up on that end (spec B N4, the "desert" rule of
+    [TH] App. 5.A Cor. 2, L2161-2167). ``radius=0`` gives the identity (no corruption).
+    """
+    K = checks.positive_int("K", K, minimum=1)
+    radius = checks.positive_int("radius", radius, minimum=0)
+    c = torch.zeros(K, K, dtype=F64, device=device)
+    for x in range(K):
+        for u in range(-radius, radius + 1):
+            c[x, min(K - 1, max(0, x + u))] += 1.0 / (2 * radius + 1)
+    return c
+
+
+# ------------------------------------------------------------------------------------- reconstruction and T
+def bayes_reconstruction(P: object, C: object) -> torch.Tensor:
+    r"""The exact posterior :math:`R[\tilde x, x] = \mathcal P(x \mid \tilde x) \propto \mathcal P(x)\,
+    \mathcal C(\tilde x \mid x)`.
+
+    This is the optimum of the DAE criterion with infinite capacity ([GDAE] L1264-1267; [TH] eq. 5.1,
+    L1567-1581). A corrupted value with zero marginal :math:`\mathcal P(\tilde x) = \sum_x \mathcal P(x)
+    C[x, \tilde x] = 0` is never produced from the data; its row is set to uniform so ``R`` stays
+    row-stochastic.
+
+    Args:
+        P: ``(K,)`` data distribution.
+        C: ``(K, K)`` row-stochastic corruption ``C[x, x_tilde]``.
+    """
+    c = check_stochastic("C", C)
+    p = _pmf("P", P, c.device)
+    _same_size("C", c.shape[0], "P", p.numel())
+    joint = p[:, None] * c  # joint[x, x_tilde] = P(x) C(x_tilde | x)
+    marginal = joint.sum(dim=0)  # P(x_tilde)
+    k = p.numel()
+    seen = marginal > 0
+    r = torch.full((k, k), 1.0 / k, dtype=F64, device=c.device)
+    r[seen] = (joint[:, seen] / marginal[seen]).T
+    return r
+
+
+def dae_transition(C: object, R: object) -> torch.Tensor:
+    r"""The DAE chain's transition :math:`T = C R`, i.e. :math:`T(x' \mid x) = \sum_{\tilde x}
+    R(x' \mid \tilde x)\, C(\tilde x \mid x)` ([GDAE] L1257; spec B §0). Rows are the current state."""
+    c, r = _pair(C, R)
+    return c @ r
+
+
+def counting_estimator(x: object, x_tilde: object, K: int, alpha: float = 0.0) -> torch.Tensor:
+    r"""The multinomial maximum-likelihood ("counting") reconstruction with add-:math:`\alpha` smoothing.
+
+    :math:`\hat R[\tilde x, x] = \big(n(\tilde x, x) + \alpha\big) / \big(n(\tilde x) + K\alpha\big)`
+    from training pairs :math:`(x_i, \tilde x_i)` ([GDAE] L1469-1472, [TH] L2027: "estimated by
+    multinomial models and maximum likelihood (counting)"; smoothing as in spec A §4.7(i)). A row whose
+    :math:`\tilde x` was never seen (possible only with ``alpha=0``) is uniform (spec B N3).
+
+    Args:
+        x: ``(n,)`` clean states; x_tilde: ``(n,)`` their corrupted versions; both integers in ``[0, K)``.
+        K: number of states.
+        alpha: pseudo-count added to every cell, ``>= 0``.
+
+    Returns a float64 ``(K, K)`` row-stochastic matrix on the device of ``x``.
+    """
+    K = checks.positive_int("K", K)
+    alpha = checks.positive_float("alpha", alpha, allow_zero=True)
+    device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+    xs = _states("x", x, K, device).reshape(-1)
+    xt = _states("x_tilde", x_tilde, K, device).reshape(-1)
+    if xs.numel() != xt.numel():
+        raise ValueError(f"x and x_tilde must have the same length, got {xs.numel()} and {xt.numel()}")
+    counts = torch.bincount(xt * K + xs, minlength=K * K).reshape(K, K).to(F64)  # [x_tilde, x]
+    counts = counts + alpha
+    totals = counts.sum(dim=1, keepdim=True)
+    return torch.where(totals > 0, counts / totals.clamp_min(1e-300), torch.full_like(counts, 1.0 / K))
+
+
+# ------------------------------------------------------------------------------------- stationarity
+def closed_classes(T: object) -> list[list[int]]:
+    """The closed communicating classes of the chain ``T`` (graph of its positive entries).
+
+    A finite chain has a unique stationary distribution exactly when it has one closed class; the
+    number of closed classes is the multiplicity of the eigenvalue 1. States outside every closed
+    class are transient (e.g. states where the data distribution is 0 in an exact DAE chain).
+    """
+    t = check_stochastic("T", T)
+    adj = (t > 0).cpu().numpy()
+    n, labels = connected_components(csr_matrix(adj), directed=True, connection="strong")
+    rows, cols = np.nonzero(adj)
+    leaks = np.zeros(n, dtype=bool)
+    leaks[labels[rows[labels[rows] != labels[cols]]]] = True
+    return [np.flatnonzero(labels == c).tolist() for c in range(n) if not leaks[c]]
+
+
+def _solve_stationary(t: torch.Tensor, method: str) -> torch.Tensor:
+    k = t.shape[0]
+    eye = torch.eye(k, dtype=F64, device=t.device)
+    if method == "lstsq":
+        # [T^T - I; 1^T] pi = [0; 1] (spec B N1; robust near reducibility, pitfall P22)
+        a = torch.cat([t.T - eye, torch.ones(1, k, dtype=F64, device=t.device)])
+        b = torch.zeros(k + 1, 1, dtype=F64, device=t.device)
+        b[-1] = 1.0
+        return torch.linalg.lstsq(a.cpu(), b.cpu()).solution[:, 0].to(t.device)
+    if method == "eig":
+        vals, vecs = torch.linalg.eig(t.T)
+        v = vecs[:, int((vals - 1).abs().argmin())].real
+        return v / v.sum()
+    # power iteration on the lazy chain (I + T)/2: same stationary vector, aperiodic
+    lazy = 0.5 * (eye + t)
+    pi = torch.full((k,), 1.0 / k, dtype=F64, device=t.device)
+    for _ in range(100_000):
+        new = pi @ lazy
+        if float((new - pi).abs().sum()) < 1e-15:
+            return new
+        pi = new
+    raise ValueError("T mixes too slowly for method='power' (no convergence in 100000 steps); use 'lstsq'")
+
+
+def stationary_distribution(T: object, method: str = "lstsq") -> torch.Tensor:
+    r"""The unique stationary distribution :math:`\pi T = \pi` of a row-stochastic ``T`` (float64).
+
+    Args:
+        T: ``(K, K)`` row-stochastic transition matrix.
+        method: ``"lstsq"`` (default: least squares on :math:`[T^\top - I;\ \mathbf 1^\top]\pi =
+            [0; 1]`, spec B N1), ``"eig"`` (left eigenvector of eigenvalue 1) or ``"power"``
+            (iterating the lazy chain :math:`(I+T)/2`).
+
+    Raises ``ValueError`` naming ``T`` when it is not row-stochastic or when it has more than one closed
+    class (reducible: the stationary distribution is not unique, e.g. :math:`C = I`, spec B N2, or a
+    corruption too local to cross a gap, N4). The result is checked: :math:`\pi \ge 0`, sums to 1 and
+    :math:`\lVert\pi T - \pi\rVert_1 < 10^{-9}`.
+    """
+    t = check_stochastic("T", T)
+    method = checks.one_of("method", method, ("lstsq", "eig", "power"))
+    classes = closed_classes(t)
+    if len(classes) > 1:
+        shown = "; ".join(str(c) for c in classes[:4]) + ("; ..." if len(classes) > 4 else "")
+        raise ValueError(
+            f"T is reducible: it has {len(classes)} closed communicating classes ({shown}), so eigenvalue 1 "
+            f"has multiplicity {len(classes)} and the stationary distribution is not unique"
+        )
+    pi = _solve_stationary(t, method)
+    if float(pi.min()) < -1e-10:
+        low = float(pi.min())
+        raise ValueError(f"T is too ill-conditioned: the solved pi has a negative entry {low:.3g}")
+    pi = pi.clamp_min(0.0)
+    pi = pi / pi.sum()
+    residual = float((pi @ t - pi).abs().sum())
+    if residual > _RESIDUAL_TOL:
+        raise ValueError(f"T is too ill-conditioned: ||pi T - pi||_1 = {residual:.3g} after solving")
+    return pi
+
+
+def second_eigenvalue_modulus(T: object) -> float:
+    r"""The second largest modulus :math:`|\lambda_2|` among the eigenvalues of ``T``.
+
+    The mixing time scales as :math:`1/(1-|\lambda_2|)`; :math:`|\lambda_2| = 1` for a reducible or
+    periodic chain (spec B N4, N5). Returns 0 for ``K = 1``.
+    """
+    t = check_stochastic("T", T)
+    mods = torch.linalg.eigvals(t).abs().sort(descending=True).values
+    return float(mods[1]) if mods.numel() > 1 else 0.0
+
+
+def detailed_balance_violation(T: object, pi: object) -> float:
+    r""":math:`\max_{x,x'} |\pi_x T_{xx'} - \pi_{x'} T_{x'x}|`: 0 exactly when ``T`` is reversible
+    with respect to ``pi``. The exact DAE chain is reversible w.r.t. the data distribution (spec B N1),
+    which is what clamping needs ([DLB] L911; [TH] Prop. 5, L1951-1969)."""
+    t = check_stochastic("T", T)
+    p = _pmf("pi", pi, t.device)
+    _same_size("T", t.shape[0], "pi", p.numel())
+    flow = p[:, None] * t
+    return float((flow - flow.T).abs().max())
+
+
+def tv_distance(p: object, q: object) -> float:
+    r"""Total variation :math:`\mathrm{TV}(p, q) = \tfrac12 \lVert p - q\rVert_1` between two ``(K,)``
+    probability vectors."""
+    a = _pmf("p", p)
+    b = _pmf("q", q, a.device)
+    _same_size("p", a.numel(), "q", b.numel())
+    return 0.5 * float((a - b).abs().sum())
+
+
+# ------------------------------------------------------------------------------------- perturbation
+def fundamental_matrix(T: object) -> torch.Tensor:
+    r"""Schweitzer's :math:`Z = (I - T + \mathbf 1 \pi)^{-1}` in the row convention (every row of
+    :math:`\mathbf 1\pi` is :math:`\pi`; spec B §1.4). :math:`\lVert Z\rVert_\infty` blows up as the
+    chain nears reducibility (spec B N9, pitfall P12). ``T`` must have a unique stationary distribution."""
+    t = check_stochastic("T", T)
+    pi = stationary_distribution(t)
+    k = t.shape[0]
+    eye = torch.eye(k, dtype=F64, device=t.device)
+    return torch.linalg.inv(eye - t + torch.ones(k, 1, dtype=F64, device=t.device) * pi)
+
+
+def _inf_norm(m: torch.Tensor) -> float:
+    """Induced infinity norm: the maximum absolute row sum."""
+    return float(m.abs().sum(dim=1).max())
+
+
+def schweitzer_bound(T: object, T_tilde: object) -> tuple[float, float]:
+    r"""Both sides of Schweitzer's perturbation bound ([TH] Thm 4, L1791-1795; Schweitzer 1968).
+
+    :math:`\lVert\pi - \tilde\pi\rVert_1 \le \lVert Z\rVert_\infty \lVert T - \tilde T\rVert_\infty`
+    with :math:`Z = (I - T + \mathbf 1\pi)^{-1}` and :math:`\lVert\cdot\rVert_\infty` the maximum absolute
+    row sum. In the row convention it follows from :math:`\tilde\pi - \pi = \tilde\pi(\tilde T - T)Z`
+    (spec B §1.4; the thesis prints column-convention objects with row-convention norms, pitfall P12).
+
+    Returns ``(lhs, rhs)`` as floats; ``lhs <= rhs`` up to round-off.
+    """
+    t = check_stochastic("T", T)
+    tt = check_stochastic("T_tilde", _float64("T_tilde", T_tilde, t.device))
+    _same_size("T", t.shape[0], "T_tilde", tt.shape[0])
+    lhs = float((stationary_distribution(t) - stationary_distribution(tt)).abs().sum())
+    return lhs, _inf_norm(fundamental_matrix(t)) * _inf_norm(t - tt)
+
+
+# ------------------------------------------------------------------------------------- walkback (exact)
+def walkback_corruption(C: object, R: object, p_stop: float = 0.5) -> torch.Tensor:
+    r"""The exact walkback corruption :math:`C_\text{WB} = \sum_{k\ge1} p_\text{stop}(1-p_\text{stop})^{k-1}
+    C_k` with :math:`C_k = (CR)^{k-1} C`.
+
+    :math:`C_k` is the matrix form of the recursion [TH] eq. 5.2 (L1612-1616; :math:`C_{k+1} = (C R)\,
+    C_k` in the row convention, spec B §1.5), mixed over :math:`k \sim \mathrm{Geom}(p_\text{stop})`
+    ([TH] L1618-1620; [GDAE] Algorithm 2 with :math:`p = 1 - p_\text{stop}`). The geometric series sums in
+    closed form, :math:`C_\text{WB} = p_\text{stop}\,(I - (1-p_\text{stop})\,C R)^{-1} C`, so no truncation
+    is needed. ``R`` is the reconstruction the walk uses (the current model's).
+    """
+    c, r = _pair(C, R)
+    p = _open_probability("p_stop", p_stop)
+    eye = torch.eye(c.shape[0], dtype=F64, device=c.device)
+    cwb = p * torch.linalg.solve(eye - (1 - p) * (c @ r), c)
+    cwb = cwb.clamp_min(0.0)  # the series is non-negative; the solve may leave -1e-17
+    return cwb / cwb.sum(dim=1, keepdim=True)
+
+
+def walkback_fixed_point(
+    P: object, C: object, p_stop: float = 0.5, *, max_iter: int = 500, tol: float = 1e-13
+) -> tuple[torch.Tensor, int]:
+    r"""The infinite-capacity walkback reconstruction: iterate :math:`R \leftarrow \mathrm{Bayes}(P,
+    C_\text{WB}[R])` from :math:`R_1 = \mathrm{Bayes}(P, C)` ([TH] L1626: "an iterated minimization").
+
+    At the fixed point the chain :math:`C R_\text{WB}` (sampling with the *original* ``C``) still has
+    stationary distribution ``P`` ([TH] Prop. 2, L1644-1648; [GDAE] Prop. 1, L1422-1425), while
+    :math:`R_\text{WB}` is broader ("less local", [TH] L1674; spec B N10).
+
+    Returns ``(R_wb, n_iter)``; raises ``RuntimeError`` if the max-abs change is still above ``tol``
+    after ``max_iter`` iterations.
+    """
+    c = check_stochastic("C", C)
+    p = _pmf("P", P, c.device)
+    _same_size("C", c.shape[0], "P", p.numel())
+    p_stop = _open_probability("p_stop", p_stop)
+    max_iter = checks.positive_int("max_iter", max_iter)
+    tol = checks.positive_float("tol", tol)
+    r = bayes_reconstruction(p, c)
+    for it in range(1, max_iter + 1):
+        new = bayes_reconstruction(p, walkback_corruption(c, r, p_stop))
+        change = float((new - r).abs().max())
+        r = new
+        if change < tol:
+            return r, it
+    raise RuntimeError(
+        f"walkback fixed point did not converge: change {change:.3g} after {max_iter} iterations"
+    )
+
+
+# ------------------------------------------------------------------------------------- sampling
+_BLOCK = 4096  # uniforms drawn per call to the generator
+
+
+def _uniforms(n: int, generator: torch.Generator | None) -> np.ndarray:
+    """``n`` float64 uniforms on [0, 1) from ``generator`` (torch's global one when ``None``)."""
+    device = generator.device if generator is not None else "cpu"
+    return torch.rand(n, dtype=F64, device=device, generator=generator).cpu().numpy()
+
+
+class _Categorical:
+    """Inverse-CDF draws from the rows of a row-stochastic matrix.
+
+    Exact for zero-probability states: they are never drawn, even when a row's cumulative sum ends at
+    1 - 1e-16. The work is in NumPy on the CPU: one chain step then costs microseconds, not the
+    ~40 us of a ``torch.multinomial`` call.
+    """
+
+    def __init__(self, m: torch.Tensor) -> None:
+        probs = m.detach().cpu().numpy()
+        self.cdf = np.cumsum(probs, axis=1)
+        self.last = probs.shape[1] - 1 - np.argmax(probs[:, ::-1] > 0, axis=1)  # last positive state
+        self.cdf_rows = [row.tolist() for row in self.cdf]
+
+    def rows(self, states: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """One draw from row ``states[i]`` for each ``i``, driven by the uniforms ``u``."""
+        idx = (self.cdf[states] <= u[:, None]).sum(axis=1)
+        return np.minimum(idx, self.last[states])
+
+    def one(self, state: int, u: float) -> int:
+        """One draw from row ``state``."""
+        return min(bisect.bisect_right(self.cdf_rows[state], u), int(self.last[state]))
+
+
+def sample_pairs(
+    P: object, C: object, n: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``n`` training pairs :math:`X \sim \mathcal P`, :math:`\tilde X \sim \mathcal C(\cdot\mid X)`
+    ([GDAE] eq. 2, L1213; Algorithm 1, L1185-1194).
+
+    Returns two int64 ``(n,)`` tensors ``(x, x_tilde)`` on the device of ``C``.
+    """
+    c = check_stochastic("C", C)
+    p = _pmf("P", P, c.device)
+    _same_size("C", c.shape[0], "P", p.numel())
+    n = checks.positive_int("n", n)
+    generator = checks.generator("generator", generator)
+    u = _uniforms(2 * n, generator)
+    x = _Categorical(p[None]).rows(np.zeros(n, dtype=np.int64), u[:n])
+    x_tilde = _Categorical(c).rows(x, u[n:])
+    return torch.as_tensor(x, device=c.device), torch.as_tensor(x_tilde, device=c.device)
+
+
+def sample_chain(
+    transition: object,
+    x0: object,
+    n_steps: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Run the finite-state chain and return the states :math:`X_0, \dots, X_n`.
+
+    Args:
+        transition: a ``(K, K)`` row-stochastic ``T``, or a pair ``(C, R)`` for the DAE/GSN chain
+            :math:`\tilde X_t \sim C[X_t]`, :math:`X_{t+1} \sim R[\tilde X_t]` ([GDAE] eq. 3, L1215-1219).
+        x0: a starting state, or a ``(B,)`` tensor of starting states for ``B`` independent chains.
+        n_steps: number of transitions, ``>= 0``.
+        generator: a ``torch.Generator`` (any device) for the uniforms, or ``None`` for torch's global one.
+
+    Returns an int64 tensor of shape ``(n_steps + 1,)``, or ``(n_steps + 1, B)`` for a batch of starts,
+    on the device of the matrices. The same seed gives the same chain.
+    """
+    if isinstance(transition, (tuple, list)):
+        if len(transition) != 2:
+            raise ValueError(f"transition must be a matrix T or a pair (C, R), got {len(transition)} items")
+        stages = list(_pair(*transition))
+    else:
+        stages = [check_stochastic("transition", transition)]
+    device = stages[0].device
+    k = stages[0].shape[0]
+    start = _states("x0", x0, k, device)
+    n_steps = checks.positive_int("n_steps", n_steps, minimum=0)
+    generator = checks.generator("generator", generator)
+    samplers = [_Categorical(m) for m in stages]
+    x = start.reshape(-1).cpu().numpy()
+    batch = x.size
+    out = np.empty((n_steps + 1, batch), dtype=np.int64)
+    out[0] = x
+    per_step = len(samplers) * batch
+    for first in range(1, n_steps + 1, _BLOCK):
+        steps = min(_BLOCK, n_steps + 1 - first)
+        u = _uniforms(steps * per_step, generator).reshape(steps, len(samplers), batch)
+        for i in range(steps):
+            for j, sampler in enumerate(samplers):
+                x = sampler.rows(x, u[i, j])
+            out[first + i] = x
+    result = torch.as_tensor(out, device=device)
+    return result[:, 0] if start.dim() == 0 else result
+
+
+def walkback_pairs(
+    x: int,
+    C: object,
+    R: object,
+    p_stop: float = 0.5,
+    generator: torch.Generator | None = None,
+    *,
+    training: bool = True,
+) -> list[tuple[int, int]]:
+    r"""[GDAE] Algorithm 2 (the walkback algorithm, L1434-1448) for one training example ``x``.
+
+    Walk :math:`\tilde X^* \sim C[X^*]`, stop w.p. ``p_stop`` (line 4: :math:`u > p` with
+    :math:`p = 1 - p_\text{stop}` the probability to continue), else :math:`X^* \sim R[\tilde X^*]` and
+    repeat. With ``training=True`` every visited :math:`\tilde X^*` is paired with the *original* ``x``
+    (line 6), so the number of pairs is :math:`\mathrm{Geom}(p_\text{stop})` on :math:`\{1, 2, \dots\}`
+    with mean :math:`1/p_\text{stop}` (2 for the default 0.5); with ``training=False`` only the last pair
+    is returned, and its :math:`\tilde X^*` is a draw from row ``x`` of :func:`walkback_corruption`.
+
+    Returns a list of ``(x, x_tilde)`` integer pairs.
+    """
+    c, r = _pair(C, R)
+    if isinstance(x, bool):
+        raise TypeError("x must be a single integer state, got bool")
+    xs = _states("x", x, c.shape[0], c.device)
+    if xs.dim() != 0:
+        raise ValueError(f"x must be a single state, got shape {tuple(xs.shape)}")
+    start = int(xs)
+    p_continue = 1.0 - _open_probability("p_stop", p_stop)
+    generator = checks.generator("generator", generator)
+    corrupt, reconstruct = _Categorical(c), _Categorical(r)
+    pairs: list[tuple[int, int]] = []
+    x_star = start
+    u = iter(())
+    while True:
+        try:
+            u_c, u_stop, u_r = next(u), next(u), next(u)
+        except StopIteration:
+            u = iter(_uniforms(3 * 16, generator).tolist())
+            u_c, u_stop, u_r = next(u), next(u), next(u)
+        x_tilde = corrupt.one(x_star, u_c)  # line 2
+        if u_stop > p_continue:  # lines 3-5
+            pairs.append((start, x_tilde))
+            return pairs
+        if training:  # line 6
+            pairs.append((start, x_tilde))
+        x_star = reconstruct.one(x_tilde, u_r)  # line 7
+
+
+def walkback_batch(
+    x: object,
+    C: object,
+    R: object,
+    p_stop: float = 0.5,
+    generator: torch.Generator | None = None,
+    *,
+    training: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""[GDAE] Algorithm 2 run for a batch of training examples at once (the vectorised
+    :func:`walkback_pairs`: same distribution, not the same random numbers).
+
+    Args:
+        x: ``(B,)`` integer training examples.
+        C, R, p_stop, training: as in :func:`walkback_pairs`.
+
+    Returns ``(x_clean, x_tilde, k)``: the pairs as two int64 tensors, grouped by example in walk order,
+    and ``k`` (``(B,)``), the number of corruptions of each walk (:math:`\mathrm{Geom}(p_\text{stop})`;
+    also the number of pairs of each example when ``training=True``, else there is one pair each).
+    """
+    c, r = _pair(C, R)
+    xs = _states("x", x, c.shape[0], c.device)
+    if xs.dim() != 1:
+        raise ValueError(f"x must be a 1-D tensor of states, got shape {tuple(xs.shape)}")
+    p_continue = 1.0 - _open_probability("p_stop", p_stop)
+    generator = checks.generator("generator", generator)
+    corrupt, reconstruct = _Categorical(c), _Categorical(r)
+    start = xs.cpu().numpy()
+    batch = start.size
+    x_star, active = start.copy(), np.arange(batch)
+    k = np.zeros(batch, dtype=np.int64)
+    owners, tildes = [], []
+    while active.size:
+        u = _uniforms(3 * active.size, generator).reshape(3, active.size)
+        x_tilde = corrupt.rows(x_star[active], u[0])
+        k[active] += 1
+        stop = u[1] > p_continue
+        keep = np.ones_like(stop) if training else stop
+        owners.append(active[keep])
+        tildes.append(x_tilde[keep])
+        go = ~stop
+        active = active[go]
+        x_star[active] = reconstruct.rows(x_tilde[go], u[2][go])
+    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+    tilde = np.concatenate(tildes) if tildes else np.zeros(0, dtype=np.int64)
+    order = np.argsort(owner, kind="stable")
+    return (
+        torch.as_tensor(start[owner[order]], device=c.device),
+        torch.as_tensor(tilde[order], device=c.device),
+        torch.as_tensor(k, device=c.device),
+    )
