@@ -171,6 +171,7 @@ def test_corrupt_cache_entry_is_reported_and_rebuilt(cache_dir):
         assert torch.equal(cache.load(entry), torch.zeros(3))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the planted file
 def test_cache_refuses_pickled_code(cache_dir):
     entry = cache.key("evil", {})
     cache.save(entry, {"ok": 1})
