@@ -84,8 +84,28 @@ def tensor(
     return value
 
 
-def generator(name: str, value: object) -> torch.Generator | None:
-    """Check that ``value`` is ``None`` or a ``torch.Generator``."""
+def generator(name: str, value: object, like: torch.Tensor | None = None) -> torch.Generator | None:
+    """Check that ``value`` is ``None`` or a ``torch.Generator`` (on the device of ``like``, if given)."""
     if value is not None and not isinstance(value, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
+    if value is not None and like is not None and value.device.type != like.device.type:
+        raise ValueError(
+            f"{name} must live on the device of the data ({like.device}), got one on {value.device}"
+        )
     return value
+
+
+def unit_interval(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check that the floating tensor ``x`` has all its values in [0, 1] (probabilities or pixels)."""
+    if x.numel() and bool(((x < 0) | (x > 1)).any()):
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{x.min().item()}, {x.max().item()}]")
+    return x
+
+
+def binary(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check that the floating tensor ``x`` holds only 0s and 1s."""
+    if x.numel() and not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError(
+            f"{name} must be binary (only 0s and 1s); binarize it first (dae_tutor.data.binarize)"
+        )
+    return x

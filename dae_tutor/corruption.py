@@ -1,0 +1,78 @@
+"""Corruption processes C(x̃ | x): salt-and-pepper for binary data, additive Gaussian for real data.
+
+* Salt-and-pepper ([GDAE] §4, seed 001 l. 1476; [GSN14] §6, seed 000 l. 384–386; thesis §5.5.1,
+  seed 004 l. 2029 and 2069): each input is corrupted independently with probability p and a corrupted
+  input is set to 0 or 1 with probability 1/2,
+
+      x̃ = m ⊙ x + (1 − m) ⊙ b,      m_i ~ Bernoulli(1 − p),   b_i ~ Bernoulli(1/2),
+
+  so E[x̃] = (1 − p) x + p/2. The papers use p = 0.5 for the one-layer DAE on MNIST and p = 0.4 at every
+  step of the deep GSN chain. Per bit, C(x̃_i | x_i) = 1 − p/2 if x̃_i = x_i, else p/2: global support
+  on {0, 1}^d (Corollary 1, [GSN14] l. 201–206), so the chain it drives is ergodic.
+* Gaussian: x̃ = x + σ ε, ε ~ N(0, I) (the thesis's chapter-3 corruption, eq. 3.2).
+
+Both take tensors on any device and return a tensor of the same shape, dtype and device. Randomness
+comes from ``generator`` (a ``torch.Generator`` on the tensor's device; ``None`` = torch's global one):
+the same seed gives the same corruption.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dae_tutor import checks
+
+
+def _salt_and_pepper(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """:func:`salt_and_pepper` without the argument checks (for the models' inner loops).
+
+    One uniform u per entry: the entry is corrupted when u < p, and then set to 1 when u < p/2. Given
+    u < p, u is uniform on [0, p), so the new value is 0 or 1 with probability 1/2 each.
+    """
+    if p == 0:
+        return x.clone()
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return torch.where(u < p, (u < p / 2).to(x.dtype), x)
+
+
+def salt_and_pepper(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Salt-and-pepper corruption: each entry is replaced w.p. ``p`` by a fair coin flip in {0, 1}.
+
+    ``x̃ = m ⊙ x + (1 − m) ⊙ b`` with ``m ~ Bernoulli(1 − p)``, ``b ~ Bernoulli(1/2)``, independently per
+    entry ([GSN14] l. 384–386: "40% of the pixels are corrupted, and replaced with a 0 or a 1 with
+    probability 0.5"; [GDAE] l. 1476 with p = 0.5). The per-bit kernel is the one of
+    ``dae_tutor.chains.salt_and_pepper_kernel`` (spec N6).
+
+    Args:
+        x: floating tensor of any shape with values in [0, 1] (binary images, or grey levels as in the
+            reference code).
+        p: corruption probability in [0, 1].
+        generator: ``torch.Generator`` on ``x``'s device (``None``: torch's global generator).
+
+    Returns:
+        x̃, same shape, dtype and device as ``x``; uncorrupted entries equal those of ``x`` exactly.
+    """
+    x = checks.tensor("x", x)
+    p = checks.probability("p", p)
+    checks.generator("generator", generator, x)
+    checks.unit_interval("x", x)
+    return _salt_and_pepper(x, p, generator)
+
+
+def gaussian(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Additive isotropic Gaussian corruption x̃ = x + σ ε, ε ~ N(0, I) (thesis eq. 3.2).
+
+    Args:
+        x: finite floating tensor of any shape.
+        sigma: noise standard deviation σ >= 0 (σ = 0 returns a copy of ``x``).
+        generator: ``torch.Generator`` on ``x``'s device (``None``: torch's global generator).
+
+    Returns:
+        x̃, same shape, dtype and device as ``x``.
+    """
+    x = checks.tensor("x", x)
+    sigma = checks.positive_float("sigma", sigma, allow_zero=True)
+    checks.generator("generator", generator, x)
+    if sigma == 0:
+        return x.clone()
+    return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
