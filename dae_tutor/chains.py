@@ -15,6 +15,14 @@ matrix, so the theorems can be checked to float64 precision:
   :func:`walkback_corruption`, a fixed point :func:`walkback_fixed_point` and samplers
   :func:`walkback_pairs` (one example, literal) and :func:`walkback_batch` (vectorised);
 * chains and training pairs are sampled by :func:`sample_chain` and :func:`sample_pairs`.
+* binary states: :func:`salt_and_pepper_kernel` and the factorized decoder :func:`factorized_projection`
+  (spec B N6);
+* clamping ([TH] Prop. 5, L1951-1969; App. 5.B eq. 5.5, L2175-2261; [DLB] L911): :func:`clamped_transition`,
+  :func:`clamped_stationary`, :func:`conditional_on`, :func:`encoder_decoder_joint`, :func:`eq55_residual`;
+* the GSN with latent state ([TH] Thm 3, L1723-1738): :func:`burnin_hidden`, :func:`gsn_decoder_target`,
+  :func:`gsn_joint_transition`, :func:`gsn_marginal_x`;
+* dependency networks ([TH] Prop. 6, L1989-1999): :func:`site_kernels`, :func:`random_scan_kernel`,
+  :func:`systematic_scan_kernel`, :func:`augmented_ordered_chain`, :func:`conditional_null_space`.
 
 Conventions (spec ``B_gsn.md`` §0): matrices are **row-stochastic**, ``T[x, x'] = P(X_{t+1}=x' | X_t=x)``;
 distributions are row vectors and stationarity is :math:`\pi T = \pi`; :math:`\mathrm{TV}(p, q) =
@@ -45,19 +53,39 @@ from dae_tutor import checks
 
 __all__ = [
     "CORRUPTION_KINDS",
+    "augmented_ordered_chain",
     "bayes_reconstruction",
+    "binary_states",
+    "burnin_hidden",
     "check_stochastic",
+    "clamp_decoder",
+    "clamped_stationary",
+    "clamped_transition",
     "closed_classes",
+    "conditional_null_space",
+    "conditional_on",
+    "conditionals_from_joint",
     "corruption_matrix",
     "counting_estimator",
     "dae_transition",
     "detailed_balance_violation",
+    "encoder_decoder_joint",
+    "eq55_residual",
+    "factorized_projection",
     "fundamental_matrix",
+    "gsn_decoder_target",
+    "gsn_joint_transition",
+    "gsn_marginal_x",
+    "random_conditionals",
+    "random_scan_kernel",
+    "salt_and_pepper_kernel",
     "sample_chain",
     "sample_pairs",
     "schweitzer_bound",
     "second_eigenvalue_modulus",
+    "site_kernels",
     "stationary_distribution",
+    "systematic_scan_kernel",
     "tv_distance",
     "walkback_batch",
     "walkback_corruption",
@@ -83,7 +111,7 @@ def _float64(name: str, value: object, device: torch.device | None = None) -> to
         t = value.to(dtype=F64, device=device if device is not None else value.device)
     else:
         try:
-            t = torch.as_tensor(np.asarray(value, dtype=np.float64), device=device)
+            t = torch.as_tensor(np.ascontiguousarray(value, dtype=np.float64), device=device)
         except (TypeError, ValueError) as err:
             raise TypeError(
                 f"{name} must be a tensor or array-like of numbers, got {type(value).__name__}"
@@ -111,10 +139,20 @@ def check_stochastic(name: str, value: object, *, atol: float = STOCHASTIC_ATOL)
     divided by their sums), so the exact computations start from an exactly stochastic float64
     matrix. Raises ``TypeError`` for non-numeric input and ``ValueError`` otherwise.
     """
+    return _row_stochastic(name, value, atol=atol, square=True)
+
+
+def _row_stochastic(
+    name: str, value: object, *, atol: float = STOCHASTIC_ATOL, square: bool = False, device=None
+) -> torch.Tensor:
+    """:func:`check_stochastic` for a possibly rectangular ``(n, m)`` kernel (an encoder ``f[x, h]`` or a
+    decoder ``g[h, x]``) when ``square=False``."""
     atol = max(atol, 64 * _input_eps(value))
-    m = _float64(name, value)
-    if m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+    m = _float64(name, value, device)
+    if square and (m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0):
         raise ValueError(f"{name} must be a non-empty square (K, K) matrix, got shape {tuple(m.shape)}")
+    if not square and (m.dim() != 2 or m.numel() == 0):
+        raise ValueError(f"{name} must be a non-empty 2-D (rows, cols) matrix, got shape {tuple(m.shape)}")
     low = float(m.min())
     if low < -atol:
         raise ValueError(f"{name} must have non-negative entries, got minimum {low:.3g}")
@@ -687,3 +725,479 @@ def walkback_batch(
         torch.as_tensor(tilde[order], device=c.device),
         torch.as_tensor(k, device=c.device),
     )
+
+
+# ------------------------------------------------------------------------------------- binary states
+_MAX_BITS = 12
+"""Largest number of bits of an exact binary kernel: ``(2**12)**2`` float64 entries are 128 MiB."""
+
+
+def _n_bits(name: str, d: object) -> int:
+    d = checks.positive_int(name, d)
+    if d > _MAX_BITS:
+        raise ValueError(f"{name} must be <= {_MAX_BITS} (an exact kernel has 4**{name} entries), got {d}")
+    return d
+
+
+def _bits_of_size(name: str, k: int) -> int:
+    """``d`` such that ``k == 2**d`` (a matrix or vector over all binary vectors of length ``d``)."""
+    d = k.bit_length() - 1
+    if k < 2 or k != 1 << d:
+        raise ValueError(f"{name} must have 2**d entries per axis (all binary vectors of length d), got {k}")
+    return d
+
+
+def binary_states(d: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """All ``2**d`` binary vectors of length ``d`` as an int64 ``(2**d, d)`` table.
+
+    Row ``s`` holds the bits of ``s``, most significant first, i.e. the order of
+    ``itertools.product([0, 1], repeat=d)`` (spec B §4.2): this is the state order of every binary
+    kernel of this module (:func:`salt_and_pepper_kernel`, :func:`site_kernels`, ...).
+    """
+    d = _n_bits("d", d)
+    s = torch.arange(1 << d, device=device)
+    shifts = torch.arange(d - 1, -1, -1, device=device)
+    return (s[:, None] >> shifts) & 1
+
+
+def salt_and_pepper_kernel(d: int, rho: float, *, device: torch.device | str | None = None) -> torch.Tensor:
+    r"""The exact ``(2**d, 2**d)`` salt-and-pepper corruption :math:`C[x, \tilde x] = \mathcal C(\tilde x
+    \mid x)` on ``d`` bits.
+
+    Each bit is corrupted independently with probability ``rho`` and then set to 0 or 1 with probability
+    1/2 ([GDAE] L1478-1480: "with probability 0.5, randomly corrupt each bit, by setting it to 1 or 0
+    with probability 0.5"; [GSN14] L366-367, 40%), so a bit flips with probability :math:`\rho/2` and
+    :math:`C = \bigotimes_{i=1}^d c`, :math:`c = \begin{pmatrix}1-\rho/2 & \rho/2\\ \rho/2 &
+    1-\rho/2\end{pmatrix}` (spec B N6). In closed form :math:`C[x, \tilde x] = (1-\rho/2)^{d-h}
+    (\rho/2)^h` with :math:`h` the Hamming distance. States are ordered as in :func:`binary_states`.
+
+    Args:
+        d: number of bits, ``1 <= d <= 12``.
+        rho: corruption probability of a bit, in ``[0, 1]``.
+    """
+    d = _n_bits("d", d)
+    rho = checks.probability("rho", rho)
+    c = torch.tensor([[1 - rho / 2, rho / 2], [rho / 2, 1 - rho / 2]], dtype=F64, device=device)
+    out = c
+    for _ in range(d - 1):  # a loop over bits, not states
+        out = torch.kron(out, c)
+    return out
+
+
+def factorized_projection(R: object) -> torch.Tensor:
+    r"""The factorized (product-of-Bernoullis) decoder closest to ``R`` in the DAE criterion.
+
+    :math:`R_\text{fact}(x \mid \tilde x) = \prod_i R(x_i \mid \tilde x)`, the product of the marginals
+    of each row of ``R`` over the binary states of :func:`binary_states`. Applied to the exact posterior
+    this is what an infinite-capacity factorized-Bernoulli decoder learns (the cross-entropy criterion
+    separates over bits; spec B N6, T15; the family used on MNIST, [GDAE] L1484, [TH] L1684), and its
+    chain is biased when the posterior is multimodal (pitfall P1; [GSN14] L249-257).
+
+    Args:
+        R: ``(2**d, 2**d)`` row-stochastic reconstruction ``R[x_tilde, x]``.
+    """
+    r = check_stochastic("R", R)
+    k = r.shape[0]
+    d = _bits_of_size("R", k)
+    m = (r @ binary_states(d, device=r.device).to(F64)).clamp(0.0, 1.0)  # m[x~, i] = R(x_i = 1 | x~)
+    out = torch.ones(k, 1, dtype=F64, device=r.device)
+    for i in range(d):  # most significant bit first, as in binary_states
+        bit = torch.stack([1 - m[:, i], m[:, i]], dim=1)  # (K, 2)
+        out = (out[:, :, None] * bit[:, None, :]).reshape(k, -1)
+    return out
+
+
+# ------------------------------------------------------------------------------------- clamping
+def _subset(name: str, S: object, k: int, device: torch.device) -> torch.Tensor:
+    """A non-empty subset of ``range(k)`` given as a boolean mask of length ``k`` or as integer states."""
+    if (isinstance(S, torch.Tensor) and S.dtype == torch.bool) or (
+        isinstance(S, np.ndarray) and S.dtype == bool
+    ):
+        mask = torch.as_tensor(S, device=device)
+        if mask.shape != (k,):
+            raise ValueError(f"{name} as a boolean mask must have shape ({k},), got {tuple(mask.shape)}")
+    else:
+        idx = _states(name, S, k, device).reshape(-1)
+        mask = torch.zeros(k, dtype=torch.bool, device=device)
+        mask[idx] = True
+    if not bool(mask.any()):
+        raise ValueError(f"{name} must contain at least one state")
+    return mask
+
+
+def _encoder_decoder(f: object, g: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check an encoder ``f[x, h]`` and a decoder ``g[h, x]`` with matching sizes; both on ``f``'s device."""
+    ft = _row_stochastic("f", f)
+    gt = _row_stochastic("g", g, device=ft.device)
+    if gt.shape != (ft.shape[1], ft.shape[0]):
+        raise ValueError(
+            f"g must have shape (n_h, n_x) = {(ft.shape[1], ft.shape[0])} to match f of shape "
+            f"(n_x, n_h) = {tuple(ft.shape)}, got {tuple(gt.shape)}"
+        )
+    return ft, gt
+
+
+def conditional_on(p: object, S: object) -> torch.Tensor:
+    r""":math:`p(x \mid x \in \mathcal S) = p(x)\,\mathbb I(x\in\mathcal S) / p(\mathcal S)` as a ``(K,)``
+    vector (zero off ``S``); ``S`` is a boolean mask or a list of states ([TH] Prop. 5, L1951-1969)."""
+    q = _pmf("p", p)
+    mask = _subset("S", S, q.numel(), q.device)
+    mass = float(q[mask].sum())
+    if mass <= 0:
+        raise ValueError("p must give S positive probability (Prop. 5 assumes P(X in S) > 0)")
+    return torch.where(mask, q, torch.zeros_like(q)) / mass
+
+
+def clamp_decoder(g: object, S: object) -> torch.Tensor:
+    r"""The clamped decoder :math:`g(x \mid h, x \in \mathcal S) \propto g(x \mid h)\,\mathbb I(x \in
+    \mathcal S)` ([TH] Prop. 5, L1951-1969), as a ``(n_h, n_x)`` matrix with zero columns off ``S``.
+
+    For a DAE the decoder is ``R[x_tilde, x]``; clamping coordinates of :math:`X` (e.g. :math:`x_b = 1`,
+    [TH] L1913-1919) means ``S`` is the set of states with those values. A row with no mass on ``S``
+    cannot be conditioned; it is set to uniform on ``S`` (:func:`clamped_transition` refuses it when the
+    clamped chain can reach that row).
+    """
+    gt = _row_stochastic("g", g)
+    mask = _subset("S", S, gt.shape[1], gt.device)
+    kept = torch.where(mask[None, :], gt, torch.zeros_like(gt))
+    mass = kept.sum(dim=1, keepdim=True)
+    uniform = mask.to(F64)[None, :] / float(mask.sum())
+    return torch.where(mass > 0, kept / mass.clamp_min(1e-300), uniform)
+
+
+def clamped_transition(f: object, g: object, S: object) -> torch.Tensor:
+    r"""The clamped chain on :math:`\mathcal S`: :math:`h \sim f(\cdot \mid x)` with the **full** current
+    ``x`` (clamped coordinates included), then :math:`x' \sim g(\cdot \mid h, x' \in \mathcal S)`
+    ([TH] Prop. 5, L1951-1969; [GSN14] Prop. 1, L272-279, spec B §3.7).
+
+    Args:
+        f: ``(n_x, n_h)`` row-stochastic encoder ``f[x, h]`` (for a DAE, the corruption ``C``).
+        g: ``(n_h, n_x)`` row-stochastic decoder ``g[h, x]`` (for a DAE, the reconstruction ``R``).
+        S: the clamping set, a boolean mask of length ``n_x`` or a list of states.
+
+    Returns the ``(|S|, |S|)`` row-stochastic transition between the states of ``S`` in increasing order.
+    Raises ``ValueError`` naming ``g`` if ``f`` can reach, from ``S``, a latent ``h`` with
+    :math:`g(\mathcal S \mid h) = 0`.
+    """
+    ft, gt = _encoder_decoder(f, g)
+    mask = _subset("S", S, ft.shape[0], ft.device)
+    reach = ft[mask].sum(dim=0) > 0
+    dead = reach & ~(gt[:, mask].sum(dim=1) > 0)
+    if bool(dead.any()):
+        h = torch.nonzero(dead).reshape(-1)[:5].tolist()
+        raise ValueError(f"g puts no mass on S for latent state(s) {h} that f reaches from S")
+    return ft[mask] @ clamp_decoder(gt, mask)[:, mask]
+
+
+def clamped_stationary(f: object, g: object, S: object) -> torch.Tensor:
+    r"""Stationary distribution of :func:`clamped_transition` as an ``(n_x,)`` vector, zero off ``S``.
+
+    With a mutually compatible pair (``f = pi(h|x)``, ``g = pi(x|h)`` for one joint ``pi``; e.g. the exact
+    DAE posterior) it equals :math:`\pi(x \mid x \in \mathcal S)` ([TH] Prop. 5); with an incompatible
+    pair it need not: the detailed-balance condition that [GSN14] Prop. 1 omitted ([DLB] §20.11.2, L911).
+    Compare with :func:`conditional_on`.
+    """
+    ft, gt = _encoder_decoder(f, g)
+    mask = _subset("S", S, ft.shape[0], ft.device)
+    out = torch.zeros(ft.shape[0], dtype=F64, device=ft.device)
+    out[mask] = stationary_distribution(clamped_transition(ft, gt, mask))
+    return out
+
+
+def encoder_decoder_joint(f: object, g: object) -> torch.Tensor:
+    r"""The stationary joint :math:`\pi(x, h)` of the unclamped chain :math:`h' \sim f(\cdot\mid x)`,
+    :math:`x' \sim g(\cdot \mid h')`, as an ``(n_x, n_h)`` matrix ([TH] App. 5.B Prop. 3, L2175-2187).
+
+    ``h`` is the latent that produced ``x``: :math:`\pi(x, h) = \pi_H(h)\, g(x \mid h)` with
+    :math:`\pi_H` stationary for :math:`g f` (on :math:`\mathcal H`); its ``x`` marginal is the
+    stationary distribution of :math:`f g` (the DAE's :math:`T = C R`). When ``f`` and ``g`` are compatible,
+    also :math:`\pi(x, h) = \pi(x) f(h \mid x)`.
+    """
+    ft, gt = _encoder_decoder(f, g)
+    pi_h = stationary_distribution(gt @ ft)
+    return (pi_h[:, None] * gt).T
+
+
+def eq55_residual(pi_joint: object, f: object, S: object) -> float:
+    r"""Residual of [TH] eq. 5.5 (App. 5.B, L2187): :math:`\max_{h'} \big|\sum_{x\in\mathcal S}
+    \pi(x \mid x\in\mathcal S)\, f(h'\mid x) - \pi(h' \mid x \in \mathcal S)\big|`.
+
+    Eq. 5.5 is sufficient for the clamped chain to sample :math:`\pi(x \mid x\in\mathcal S)` (Prop. 3)
+    and necessary when the clamped decoder's columns are linearly independent (Prop. 4, L2217).
+
+    Args:
+        pi_joint: ``(n_x, n_h)`` joint :math:`\pi(x, h)` (from :func:`encoder_decoder_joint`).
+        f: ``(n_x, n_h)`` encoder. S: the clamping set.
+    """
+    ft = _row_stochastic("f", f)
+    pj = _float64("pi_joint", pi_joint, ft.device)
+    if pj.shape != ft.shape:
+        raise ValueError(f"pi_joint must have the shape of f, {tuple(ft.shape)}, got {tuple(pj.shape)}")
+    _pmf("pi_joint (flattened)", pj.reshape(-1))
+    mask = _subset("S", S, ft.shape[0], ft.device)
+    mass = float(pj[mask].sum())
+    if mass <= 0:
+        raise ValueError("pi_joint must give S positive probability")
+    px_s = pj[mask].sum(dim=1) / mass  # pi(x | x in S), x in S
+    lhs = px_s @ ft[mask]
+    rhs = pj[mask].sum(dim=0) / mass  # pi(h' | x in S)
+    return float((lhs - rhs).abs().max())
+
+
+# ------------------------------------------------------------------------------------- GSN with latent state
+def _gsn_encoder(name: str, f: object) -> torch.Tensor:
+    """An encoder ``f[x, h_prev, h]`` = f(h | h', x): ``(n_x, n_h, n_h)``, each ``f[x]`` stochastic."""
+    ft = _float64(name, f)
+    if ft.dim() != 3 or ft.shape[1] != ft.shape[2] or ft.numel() == 0:
+        raise ValueError(f"{name} must have shape (n_x, n_h, n_h) (f[x, h_prev, h]), got {tuple(ft.shape)}")
+    n_x, n_h, _ = ft.shape
+    return _row_stochastic(name, ft.reshape(n_x * n_h, n_h)).reshape(n_x, n_h, n_h)
+
+
+def burnin_hidden(f: object, k: int | None = None, h_init: int = 0) -> torch.Tensor:
+    r"""The law :math:`q_k(h \mid x)` of :math:`H_1` after ``k`` encoder steps with :math:`X_0 = x` clamped.
+
+    [TH] Algorithm 1 lines 12-16 (L1837-1886): start from :math:`h = ` ``h_init`` (the papers' :math:`H_0 =
+    0`, L1821, L2065-2067) and apply :math:`f(\cdot \mid h', x)` ``k`` times:
+    :math:`q_0 = \delta_{h_\text{init}}`,
+    :math:`q_k(\cdot\mid x) = q_{k-1}(\cdot\mid x)\, f[x]`. So ``k=1`` is "a fixed :math:`H_0=0`" and more
+    steps burn in :math:`H`. ``k=None`` gives the exact fixed point :math:`q_\infty(\cdot \mid x)`, the
+    stationary distribution of every ``f[x]``: the third hypothesis of Theorem 3, :math:`P(H_0\mid X_0) =
+    P(H_1 \mid X_0)` (L1723-1738; spec B N8).
+
+    Args:
+        f: ``(n_x, n_h, n_h)`` encoder ``f[x, h_prev, h]``.
+        k: number of burn-in steps ``>= 1``, or ``None`` for the fixed point (each ``f[x]`` must then
+            have a unique stationary distribution).
+        h_init: the initial latent state.
+
+    Returns an ``(n_x, n_h)`` row-stochastic matrix ``q[x, h]``.
+    """
+    ft = _gsn_encoder("f", f)
+    n_x, n_h, _ = ft.shape
+    h_init = checks.positive_int("h_init", h_init, minimum=0)
+    if h_init >= n_h:
+        raise ValueError(f"h_init must be a latent state in [0, {n_h}), got {h_init}")
+    if k is None:
+        ones = ((torch.linalg.eigvals(ft) - 1).abs() < 1e-9).sum(dim=1)  # eigenvalue-1 multiplicity per x
+        if bool((ones > 1).any()):
+            x = int(torch.nonzero(ones > 1)[0])
+            raise ValueError(
+                f"f[x] must have a unique stationary distribution for every x when k is None; "
+                f"f[{x}] is reducible"
+            )
+        eye = torch.eye(n_h, dtype=F64, device=ft.device)
+        a = torch.cat([ft.transpose(1, 2) - eye, torch.ones(n_x, 1, n_h, dtype=F64, device=ft.device)], 1)
+        b = torch.zeros(n_x, n_h + 1, 1, dtype=F64, device=ft.device)
+        b[:, -1] = 1.0
+        q = torch.linalg.lstsq(a.cpu(), b.cpu()).solution[..., 0].to(ft.device)  # batched over x
+        residual = float((torch.einsum("xh,xhk->xk", q, ft) - q).abs().sum(1).max())
+        if residual > _RESIDUAL_TOL or float(q.min()) < -1e-10:
+            raise ValueError("f[x] must have a unique stationary distribution for every x when k is None")
+        q = q.clamp_min(0.0)
+        return q / q.sum(1, keepdim=True)
+    k = checks.positive_int("k", k)
+    q = torch.zeros(n_x, n_h, dtype=F64, device=ft.device)
+    q[:, h_init] = 1.0
+    for _ in range(k):  # a loop over burn-in steps; all x at once
+        q = torch.einsum("xh,xhk->xk", q, ft)
+    return q
+
+
+def gsn_decoder_target(P: object, q: object) -> torch.Tensor:
+    r"""The optimal decoder :math:`g(x \mid h) = P(X_0 = x \mid H_1 = h) \propto P(x)\, q(h \mid x)`
+    ([TH] eq. 5.4, L1801-1825: the maximiser of the training criterion). A latent with zero mass gets a
+    uniform row.
+
+    Args:
+        P: ``(n_x,)`` data distribution. q: ``(n_x, n_h)`` law of :math:`H_1` given :math:`X_0`
+            (:func:`burnin_hidden`).
+
+    Returns the ``(n_h, n_x)`` row-stochastic decoder ``g[h, x]``.
+    """
+    qt = _row_stochastic("q", q)
+    p = _pmf("P", P, qt.device)
+    _same_size("q", qt.shape[0], "P", p.numel())
+    joint = p[:, None] * qt  # (n_x, n_h)
+    mass = joint.sum(0)
+    uniform = torch.full_like(joint.T, 1.0 / p.numel())
+    return torch.where(mass[:, None] > 0, joint.T / mass.clamp_min(1e-300)[:, None], uniform)
+
+
+def gsn_joint_transition(f: object, g: object) -> torch.Tensor:
+    r"""The GSN chain on :math:`(X, H)`: :math:`H_{t+1} \sim f(\cdot \mid H_t, X_t)`, :math:`X_{t+1} \sim
+    g(\cdot \mid H_{t+1})` ([TH] L1702-1708; [DLB] §20.12, L931-934).
+
+    :math:`M[(x,h),(x',h')] = f(h' \mid h, x)\, g(x' \mid h')`, with state index ``x * n_h + h``.
+
+    Args:
+        f: ``(n_x, n_h, n_h)`` encoder ``f[x, h_prev, h]``. g: ``(n_h, n_x)`` decoder ``g[h, x]``.
+
+    Returns an ``(n_x n_h, n_x n_h)`` row-stochastic matrix.
+    """
+    ft = _gsn_encoder("f", f)
+    n_x, n_h, _ = ft.shape
+    gt = _row_stochastic("g", g, device=ft.device)
+    if gt.shape != (n_h, n_x):
+        raise ValueError(f"g must have shape (n_h, n_x) = {(n_h, n_x)}, got {tuple(gt.shape)}")
+    m = ft[:, :, None, :] * gt.T[None, None, :, :]  # [x, h, x', h'] = f[x, h, h'] g[h', x']
+    return m.reshape(n_x * n_h, n_x * n_h)
+
+
+def gsn_marginal_x(pi_joint: object, n_x: int, n_h: int) -> torch.Tensor:
+    r"""The :math:`X` marginal :math:`\pi_X` of a distribution on :math:`(X, H)` indexed ``x * n_h + h``
+    (Theorem 3's conclusion is :math:`\pi_X = P(X_0)`, [TH] L1736-1738)."""
+    n_x = checks.positive_int("n_x", n_x)
+    n_h = checks.positive_int("n_h", n_h)
+    p = _pmf("pi_joint", pi_joint)
+    if p.numel() != n_x * n_h:
+        raise ValueError(f"pi_joint must have n_x * n_h = {n_x * n_h} entries, got {p.numel()}")
+    return p.reshape(n_x, n_h).sum(1)
+
+
+# ------------------------------------------------------------------------------------- dependency networks
+def _rest_index(d: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(bit, rest)``, both ``(d, 2**d)``: bit ``i`` of state ``s`` and the index of :math:`x_{-i}`
+    (the other ``d - 1`` bits, most significant first)."""
+    s = torch.arange(1 << d, device=device)
+    pos = torch.arange(d, device=device)[:, None]  # bit i has weight 2**(d-1-i)
+    low_bits = d - 1 - pos
+    bit = (s[None] >> low_bits) & 1
+    rest = ((s[None] >> (low_bits + 1)) << low_bits) | (s[None] & ((1 << low_bits) - 1))
+    return bit, rest
+
+
+def _conditionals(name: str, conds: object) -> torch.Tensor:
+    c = _float64(name, conds)
+    d = c.shape[0] if c.dim() == 2 else 0
+    if c.dim() != 2 or d < 1 or c.shape[1] != 1 << (d - 1):
+        raise ValueError(f"{name} must have shape (d, 2**(d-1)) (P_i(x_i = 1 | x_-i)), got {tuple(c.shape)}")
+    _n_bits("d", d)
+    if float(c.min()) < 0 or float(c.max()) > 1:
+        raise ValueError(
+            f"{name} must hold probabilities in [0, 1], got range [{float(c.min())}, {float(c.max())}]"
+        )
+    return c
+
+
+def conditionals_from_joint(P: object) -> torch.Tensor:
+    r"""The exact conditionals :math:`P(x_i = 1 \mid x_{-i})` of a joint ``P`` over ``d`` bits.
+
+    Returns ``conds`` of shape ``(d, 2**(d-1))``: ``conds[i, j]`` for :math:`x_{-i}` with index ``j`` (the
+    other bits, most significant first). A zero-probability :math:`x_{-i}` gets 1/2.
+    """
+    p = _pmf("P", P)
+    d = _bits_of_size("P", p.numel())
+    bit, rest = _rest_index(d, p.device)
+    half = 1 << (d - 1)
+    marg = torch.zeros(d, half, dtype=F64, device=p.device).scatter_add_(1, rest, p.expand(d, -1))
+    ones = torch.zeros(d, half, dtype=F64, device=p.device).scatter_add_(1, rest, p * bit)
+    return torch.where(marg > 0, ones / marg.clamp_min(1e-300), torch.full_like(marg, 0.5))
+
+
+def random_conditionals(
+    d: int, generator: torch.Generator | None = None, low: float = 0.05, high: float = 0.95
+) -> torch.Tensor:
+    r"""Inconsistent (generically) conditionals :math:`P_i(x_i = 1 \mid x_{-i}) \sim U[\text{low},
+    \text{high}]`, shape ``(d, 2**(d-1))``: a dependency network whose conditionals, each "parametrized
+    separately", match no joint ([TH] L1989; spec B N15)."""
+    d = _n_bits("d", d)
+    generator = checks.generator("generator", generator)
+    low, high = checks.probability("low", low), checks.probability("high", high)
+    if not low < high:
+        raise ValueError(f"low must be < high, got low={low}, high={high}")
+    device = generator.device if generator is not None else "cpu"
+    u = torch.rand(d, 1 << (d - 1), dtype=F64, device=device, generator=generator)
+    return low + (high - low) * u
+
+
+def site_kernels(conds: object) -> torch.Tensor:
+    r"""The per-site Gibbs kernels :math:`K_i` of a dependency network on ``d`` bits: resample
+    :math:`x_i \sim P_i(\cdot \mid x_{-i})`, keep :math:`x_{-i}` ([TH] §5.3.7, L1989-1991: the GSN with
+    :math:`H = X_{-s}`).
+
+    Args:
+        conds: ``(d, 2**(d-1))`` conditionals :math:`P_i(x_i = 1 \mid x_{-i})`.
+
+    Returns a ``(d, 2**d, 2**d)`` stack of row-stochastic matrices over :func:`binary_states`.
+    """
+    c = _conditionals("conds", conds)
+    d = c.shape[0]
+    bit, rest = _rest_index(d, c.device)
+    theta = c.gather(1, rest)  # (d, K): P_i(x_i = 1 | x_-i of state s)
+    p_next = torch.where(bit == 1, theta, 1 - theta)  # probability of landing on s' for site i
+    same = rest[:, :, None] == rest[:, None, :]
+    return same.to(F64) * p_next[:, None, :]
+
+
+def _kernel_stack(name: str, Ks: object) -> torch.Tensor:
+    k = _float64(name, Ks)
+    if k.dim() != 3 or k.shape[1] != k.shape[2] or k.shape[0] == 0:
+        raise ValueError(f"{name} must be a (d, K, K) stack of transition matrices, got {tuple(k.shape)}")
+    n, m, _ = k.shape
+    return _row_stochastic(name, k.reshape(n * m, m)).reshape(n, m, m)
+
+
+def random_scan_kernel(Ks: object, w: object = None) -> torch.Tensor:
+    r"""Random-scan Gibbs :math:`\bar K = \sum_i w_i K_i` (uniform :math:`w_i = 1/d` by default): choosing
+    the site at random gives "aperiodicity and ergodicity" ([TH] L1995-1999)."""
+    k = _kernel_stack("Ks", Ks)
+    weights = torch.full((k.shape[0],), 1.0 / k.shape[0], dtype=F64, device=k.device) if w is None else None
+    if weights is None:
+        weights = _pmf("w", w, k.device)
+        _same_size("Ks", k.shape[0], "w", weights.numel())
+    return torch.einsum("i,ijk->jk", weights, k)
+
+
+def systematic_scan_kernel(Ks: object, order: object) -> torch.Tensor:
+    r"""One ordered sweep :math:`K_{\sigma(1)} K_{\sigma(2)} \cdots` (Heckerman et al.'s ordered pseudo-Gibbs
+    sampler, [TH] L1995). ``order`` lists site indices (a permutation, or any sequence of sites)."""
+    k = _kernel_stack("Ks", Ks)
+    idx = _states("order", order, k.shape[0], k.device).reshape(-1)
+    if idx.numel() == 0:
+        raise ValueError("order must list at least one site")
+    return torch.linalg.multi_dot(list(k[idx])) if idx.numel() > 1 else k[idx[0]].clone()
+
+
+def augmented_ordered_chain(Ks: object) -> torch.Tensor:
+    r"""The ordered pseudo-Gibbs chain made Markov by adding the site index to the state ([TH] L1995:
+    "could be periodic, because we cycle in a deterministic way through all the index values").
+
+    State ``(i, x)`` (index ``i * K + x``) resamples site ``i`` and moves to ``i + 1 mod d``: the block
+    :math:`(i, i+1)` is :math:`K_i`. It has period ``d``: its unit-modulus eigenvalues are the ``d``-th
+    roots of unity (spec B N15, T14). Returns a ``(d K, d K)`` row-stochastic matrix.
+    """
+    k = _kernel_stack("Ks", Ks)
+    d, m, _ = k.shape
+    out = torch.zeros(d, d, m, m, dtype=F64, device=k.device)
+    sites = torch.arange(d, device=k.device)
+    out[sites, (sites + 1) % d] = k
+    return out.permute(0, 2, 1, 3).reshape(d * m, d * m)
+
+
+def conditional_null_space(P: object, rtol: float = 1e-10) -> torch.Tensor:
+    r"""Directions in conditional space that leave ``P`` stationary for random scan ([TH] L1995: "the fixed
+    point equation of :math:`\pi` introduces fewer constraints than the number of degrees of freedom").
+
+    :math:`\theta \mapsto P\bar K(\theta)` is affine in the conditionals :math:`\theta` (``d 2**(d-1)``
+    numbers); its linear part :math:`J[x', (i, j)] = \tfrac1d P_{-i}(j)\,(2x'_i - 1)\,\mathbb
+    I(x'_{-i} = j)` has rank at most :math:`2^d - 1` (the image sums to 0), so the null space has
+    dimension at least :math:`d2^{d-1} - (2^d - 1)` (5 for ``d = 3``, 17 for ``d = 4``; spec B N15).
+    Moving the conditionals along a null direction changes them but keeps :math:`P\bar K = P`.
+
+    Returns an ``(n_null, d, 2**(d-1))`` tensor of orthonormal directions (singular values below
+    ``rtol`` times the largest count as zero).
+    """
+    p = _pmf("P", P)
+    rtol = checks.positive_float("rtol", rtol)
+    d = _bits_of_size("P", p.numel())
+    half = 1 << (d - 1)
+    bit, rest = _rest_index(d, p.device)
+    marg = torch.zeros(d, half, dtype=F64, device=p.device).scatter_add_(1, rest, p.expand(d, -1))
+    vals = marg.gather(1, rest) * (2 * bit - 1).to(F64) / d  # (d, K)
+    jac = torch.zeros(d, p.numel(), half, dtype=F64, device=p.device)
+    jac.scatter_(2, rest[:, :, None], vals[:, :, None])
+    jac = jac.permute(1, 0, 2).reshape(p.numel(), d * half)
+    _, sv, vh = torch.linalg.svd(jac, full_matrices=True)
+    rank = int((sv > rtol * sv[0]).sum())
+    return vh[rank:].reshape(-1, d, half)

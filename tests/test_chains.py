@@ -4,6 +4,8 @@ and Monte Carlo within CLT bounds."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -155,6 +157,8 @@ def test_result_device_and_dtype_follow_the_input() -> None:
     exact = torch.tensor([[0.9, 0.1], [0.2, 0.8]], dtype=F64)
     np.testing.assert_allclose(ch.stationary_distribution(exact).numpy(), [2 / 3, 1 / 3], atol=1e-15)
     assert ch.stationary_distribution([[0.9, 0.1], [0.2, 0.8]]).dtype == F64  # lists are accepted
+    flipped = np.array([[0.2, 0.8], [0.9, 0.1]])[::-1]  # a view with negative strides
+    np.testing.assert_allclose(ch.stationary_distribution(flipped).numpy(), [2 / 3, 1 / 3], atol=1e-15)
 
 
 # ----------------------------------------------------------------------------- ergodicity (N2, N4; T5, T7)
@@ -434,6 +438,299 @@ def test_parallel_chains_match_the_exact_n_step_distribution() -> None:
     assert ch.sample_chain(t, 3, 0).tolist() == [3]
 
 
+# ------------------------------------------------------ salt-and-pepper, factorized decoder (N6; T1, T15)
+def bars_3x3(flip: float = 0.05) -> np.ndarray:
+    """Spec B N6: the 6 bar prototypes of a 3x3 image (3 rows, 3 columns) with independent bit flips."""
+    bits = np.array(list(itertools.product([0, 1], repeat=9)))
+    protos = np.zeros((6, 9))
+    for j in range(3):
+        protos[j, 3 * j : 3 * j + 3] = 1  # horizontal bar j
+        protos[3 + j, [j, j + 3, j + 6]] = 1  # vertical bar j
+    h = np.abs(bits[:, None, :] - protos[None]).sum(-1)
+    return (flip**h * (1 - flip) ** (9 - h)).mean(1)
+
+
+def test_binary_states_are_in_itertools_product_order() -> None:
+    for d in (1, 3, 5):
+        assert ch.binary_states(d).tolist() == [list(b) for b in itertools.product([0, 1], repeat=d)]
+
+
+@pytest.mark.parametrize(("d", "rho"), [(1, 0.3), (3, 0.4), (4, 1.0), (5, 0.0), (6, 0.17)])
+def test_t1_salt_and_pepper_kernel_by_enumeration(d: int, rho: float) -> None:
+    c = ch.salt_and_pepper_kernel(d, rho).numpy()
+    assert c.shape == (2**d, 2**d) and c.dtype == np.float64
+    np.testing.assert_allclose(c.sum(1), 1, atol=1e-12)
+    states = list(itertools.product([0, 1], repeat=d))
+    brute = np.empty_like(c)
+    for a, x in enumerate(states):  # corrupt w.p. rho, then 0/1 w.p. 1/2: P(bit out | bit in), per bit
+        for b, xt in enumerate(states):
+            brute[a, b] = np.prod([(1 - rho) * (u == v) + rho / 2 for u, v in zip(x, xt, strict=True)])
+    np.testing.assert_allclose(c, brute, atol=1e-15)
+    ham = np.array([[sum(u != v for u, v in zip(x, xt, strict=True)) for xt in states] for x in states])
+    np.testing.assert_allclose(c, (1 - rho / 2) ** (d - ham) * (rho / 2) ** ham, atol=1e-15)  # closed form
+
+
+def test_salt_and_pepper_kernel_matches_monte_carlo_of_the_definition() -> None:
+    d, rho, n = 4, 0.4, 200_000
+    rng = np.random.default_rng(6)
+    x = np.array([1, 0, 1, 1])
+    mask = rng.random((n, d)) < rho
+    noisy = np.where(mask, rng.integers(0, 2, (n, d)), x)
+    freq = np.bincount(noisy @ (1 << np.arange(d - 1, -1, -1)), minlength=16) / n
+    row = ch.salt_and_pepper_kernel(d, rho).numpy()[0b1011]
+    assert np.all(np.abs(freq - row) <= 5 * np.sqrt(row * (1 - row) / n))
+
+
+def test_factorized_projection_by_hand_and_on_products() -> None:
+    rng = np.random.default_rng(15)
+    r = random_stochastic(rng, 8)
+    rf = ch.factorized_projection(r).numpy()
+    np.testing.assert_allclose(rf.sum(1), 1, atol=1e-12)  # T15: product rows sum to 1
+    bits = np.array(list(itertools.product([0, 1], repeat=3)))
+    m = r @ bits
+    brute = np.array([[np.prod(np.where(b == 1, m[t], 1 - m[t])) for b in bits] for t in range(8)])
+    np.testing.assert_allclose(rf, brute, atol=1e-15)
+    np.testing.assert_allclose(rf @ bits, m, atol=1e-14)  # the marginals are kept
+    np.testing.assert_allclose(ch.factorized_projection(rf).numpy(), rf, atol=1e-14)  # a projection
+    c = ch.salt_and_pepper_kernel(3, 0.3).numpy()  # already a product: unchanged
+    np.testing.assert_allclose(ch.factorized_projection(c).numpy(), c, atol=1e-15)
+
+
+@pytest.mark.parametrize(("rho", "tv_fact"), [(0.1, 0.067), (0.2, 0.178), (0.4, 0.426)])
+def test_n6_t15_bars_exact_and_factorized_decoders(rho: float, tv_fact: float) -> None:
+    """Spec B N6: 3x3 bars, 5% flips; the exact posterior is exact, the factorized one is biased."""
+    p = bars_3x3()
+    c = ch.salt_and_pepper_kernel(9, rho)
+    r = ch.bayes_reconstruction(p, c)
+    assert ch.tv_distance(ch.stationary_distribution(ch.dae_transition(c, r)), p) < 1e-10
+    rf = ch.factorized_projection(r)
+    got = ch.tv_distance(ch.stationary_distribution(ch.dae_transition(c, rf)), p)
+    assert got == pytest.approx(tv_fact, abs=1e-3)
+
+
+def test_n6_exact_chain_lambda2_at_rho_0_1() -> None:
+    c = ch.salt_and_pepper_kernel(9, 0.1)
+    t = ch.dae_transition(c, ch.bayes_reconstruction(bars_3x3(), c))
+    assert ch.second_eigenvalue_modulus(t) == pytest.approx(0.944, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------ clamping (N14; T13)
+def n14_setup() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.random.Generator]:
+    """Spec B N14: default_rng(5), x = (x_a, x_b) in 4x3 (index 3 x_a + x_b), P ~ Dir(0.7), each
+    coordinate kept w.p. 0.6 else redrawn uniformly, clamp x_b = 1."""
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(0.7 * np.ones(12))
+    c = np.kron(0.6 * np.eye(4) + 0.4 / 4, 0.6 * np.eye(3) + 0.4 / 3)
+    return p, c, np.arange(12) % 3 == 1, rng
+
+
+def test_clamped_transition_by_enumeration() -> None:
+    rng = np.random.default_rng(30)
+    f, g = random_stochastic(rng, 6)[:, :4], random_stochastic(rng, 6)[:4]  # rectangular f, g
+    f /= f.sum(1, keepdims=True)
+    g /= g.sum(1, keepdims=True)
+    s = [1, 2, 4]
+    want = np.zeros((3, 3))
+    for a, x in enumerate(s):
+        for b, x2 in enumerate(s):
+            want[a, b] = sum(f[x, h] * g[h, x2] / sum(g[h, y] for y in s) for h in range(4))
+    np.testing.assert_allclose(ch.clamped_transition(f, g, s).numpy(), want, atol=1e-15)
+    mask = np.isin(np.arange(6), s)
+    np.testing.assert_allclose(ch.clamped_transition(f, g, mask).numpy(), want, atol=1e-15)
+    pi_s = ch.clamped_stationary(f, g, s).numpy()
+    assert np.all(pi_s[~mask] == 0)
+    np.testing.assert_allclose(pi_s[mask], np_stationary(want), atol=1e-12)
+    gs = ch.clamp_decoder(g, s).numpy()
+    np.testing.assert_allclose(gs.sum(1), 1, atol=1e-15)
+    assert np.all(gs[:, ~mask] == 0)
+
+
+def test_encoder_decoder_joint_is_stationary_for_the_pair_chain() -> None:
+    rng = np.random.default_rng(31)
+    f, g = random_stochastic(rng, 5)[:, :3] + 0.1, random_stochastic(rng, 3, conc=1.0)
+    f /= f.sum(1, keepdims=True)
+    g = np.hstack([g, rng.dirichlet(np.ones(2), size=3) * 0.5])
+    g /= g.sum(1, keepdims=True)
+    joint = ch.encoder_decoder_joint(f, g).numpy()  # (5, 3), pi(x, h)
+    # App. 5.B Prop. 3: sum_{x,h} pi(x,h) f(h'|x) g(x'|h') = pi(x',h')
+    np.testing.assert_allclose(np.einsum("xh,xk,ky->yk", joint, f, g), joint, atol=1e-14)
+    np.testing.assert_allclose(joint.sum(1), np_stationary(f @ g), atol=1e-12)
+
+
+def test_n14_t13_exact_posterior_clamps_exactly() -> None:
+    p, c, s, _ = n14_setup()
+    r = ch.bayes_reconstruction(p, c)
+    target = ch.conditional_on(p, s)
+    np.testing.assert_allclose(target.numpy(), np.where(s, p, 0) / p[s].sum(), atol=1e-16)
+    assert ch.tv_distance(ch.clamped_stationary(c, r, s), target) < 1e-10  # prototype 1.6e-16
+    assert ch.eq55_residual(ch.encoder_decoder_joint(c, r), c, s) < 1e-12  # prototype 6e-17
+    np.testing.assert_allclose(ch.encoder_decoder_joint(c, r).numpy(), p[:, None] * c, atol=1e-15)
+    assert ch.detailed_balance_violation(ch.dae_transition(c, r), p) < 1e-12  # reversible ([DLB] L911)
+
+
+def test_t13_any_compatible_pair_clamps_exactly_for_every_clamping_set() -> None:
+    rng = np.random.default_rng(13)
+    joint = rng.dirichlet(np.ones(60)).reshape(12, 5)  # pi(x, h), |H| = 5
+    f = joint / joint.sum(1, keepdims=True)
+    g = (joint / joint.sum(0)).T
+    px = joint.sum(1)
+    for s in ([0, 1, 2], np.arange(12) % 3 == 1, [3, 7, 8, 11], [5], list(range(12))):
+        target = ch.conditional_on(px, s)
+        assert ch.tv_distance(ch.clamped_stationary(f, g, s), target) < 1e-10  # prototype 7e-17
+        assert ch.eq55_residual(joint, f, s) < 1e-12
+    np.testing.assert_allclose(ch.encoder_decoder_joint(f, g).numpy(), joint, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("eps", "tv_clamp", "tv_p", "db"),
+    [(0.05, 3.26e-3, 0.0239, 8.95e-4), (0.2, 1.59e-2, 0.0914, 3.05e-3), (0.5, 3.49e-2, 0.2155, 5.24e-3)],
+)
+def test_n14_t13_perturbed_decoder_breaks_clamping_and_detailed_balance(
+    eps: float, tv_clamp: float, tv_p: float, db: float
+) -> None:
+    """Spec B N14: R~ = (1 - eps) R + eps E, E rows ~ Dir(1) (one E drawn after P)."""
+    p, c, s, rng = n14_setup()
+    e = rng.dirichlet(np.ones(12), size=12)
+    r_tilde = (1 - eps) * ch.bayes_reconstruction(p, c).numpy() + eps * e
+    t = c @ r_tilde
+    pi_tilde = np_stationary(t)
+    got = ch.tv_distance(ch.clamped_stationary(c, r_tilde, s), ch.conditional_on(pi_tilde, s))
+    assert got > 1e-4 and got == pytest.approx(tv_clamp, rel=1e-2)
+    assert ch.tv_distance(pi_tilde, p) == pytest.approx(tv_p, rel=1e-2)
+    assert ch.detailed_balance_violation(t, pi_tilde) == pytest.approx(db, rel=1e-2)
+    assert ch.eq55_residual(ch.encoder_decoder_joint(c, r_tilde), c, s) > 1e-3  # eq. 5.5 fails too
+
+
+# ------------------------------------------------------------------------ GSN with latent state (N8; T12)
+def n8_setup() -> tuple[np.ndarray, np.ndarray]:
+    """Spec B N8: default_rng(3), |X| = 6, |H| = 5, P ~ Dir(1), f[x, h'] = 0.7 Dir(0.3) + 0.3 delta_{h'}."""
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.ones(6))
+    return p, 0.7 * rng.dirichlet(0.3 * np.ones(5), size=(6, 5)) + 0.3 * np.eye(5)[None]
+
+
+def test_gsn_joint_transition_and_burnin_by_enumeration() -> None:
+    p, f = n8_setup()
+    g = ch.gsn_decoder_target(p, ch.burnin_hidden(f, 2)).numpy()
+    m = ch.gsn_joint_transition(f, g).numpy()
+    want = np.zeros((30, 30))
+    for x, h, x2, h2 in itertools.product(range(6), range(5), range(6), range(5)):
+        want[x * 5 + h, x2 * 5 + h2] = f[x, h, h2] * g[h2, x2]
+    np.testing.assert_allclose(m, want, atol=1e-16)
+    np.testing.assert_allclose(m.sum(1), 1, atol=1e-12)
+    q3 = np.stack([np.linalg.matrix_power(f[x], 3)[1] for x in range(6)])  # 3 steps from h = 1
+    np.testing.assert_allclose(ch.burnin_hidden(f, 3, h_init=1).numpy(), q3, atol=1e-15)
+    q = ch.burnin_hidden(f, 4).numpy()
+    joint = p[:, None] * q
+    np.testing.assert_allclose(ch.gsn_decoder_target(p, q).numpy(), (joint / joint.sum(0)).T, atol=1e-15)
+    pi = np.arange(30.0) / np.arange(30.0).sum()
+    np.testing.assert_allclose(ch.gsn_marginal_x(pi, 6, 5).numpy(), pi.reshape(6, 5).sum(1), atol=1e-16)
+
+
+def test_n8_t12_theorem3_exact_fixed_point() -> None:
+    p, f = n8_setup()
+    q_inf = ch.burnin_hidden(f, None).numpy()
+    for x in range(6):  # the fixed point is the stationary law of every f[x]
+        np.testing.assert_allclose(q_inf[x], np_stationary(f[x]), atol=1e-12)
+    pi = ch.stationary_distribution(ch.gsn_joint_transition(f, ch.gsn_decoder_target(p, q_inf)))
+    assert ch.tv_distance(ch.gsn_marginal_x(pi, 6, 5), p) < 1e-10  # prototype 2e-16
+    assert np.abs(pi.numpy().reshape(6, 5) - p[:, None] * q_inf).max() < 1e-10  # joint = P(x) q(h|x)
+
+
+@pytest.mark.parametrize(
+    ("k", "tv"),
+    [(1, 0.0375), (2, 0.0345), (3, 0.0159), (5, 0.0070), (10, 0.0026), (20, 8.5e-5), (50, 2.6e-9)],
+)
+def test_n8_t12_burn_in_fixes_the_h0_zero_start(k: int, tv: float) -> None:
+    """TV(pi_X, P) against burn-in k (k = 1 is the papers' H_0 = 0, [TH] L1821)."""
+    p, f = n8_setup()
+    g = ch.gsn_decoder_target(p, ch.burnin_hidden(f, k))
+    got = ch.tv_distance(
+        ch.gsn_marginal_x(ch.stationary_distribution(ch.gsn_joint_transition(f, g)), 6, 5), p
+    )
+    assert got == pytest.approx(tv, rel=0.03)
+    if k == 50:
+        assert got < 1e-6  # T12
+
+
+# ------------------------------------------------------------------- dependency networks (N15; T14)
+def test_site_kernels_and_conditionals_by_enumeration() -> None:
+    rng = np.random.default_rng(40)
+    p = rng.dirichlet(np.ones(8))
+    states = list(itertools.product([0, 1], repeat=3))
+    conds = ch.conditionals_from_joint(p).numpy()
+    ks = ch.site_kernels(conds).numpy()
+    for i in range(3):
+        for a, x in enumerate(states):
+            rest = x[:i] + x[i + 1 :]
+            j = int("".join(map(str, rest)), 2)
+            both = [p[states.index((*rest[:i], v, *rest[i:]))] for v in (0, 1)]
+            assert conds[i, j] == pytest.approx(both[1] / sum(both), abs=1e-15)
+            for b, y in enumerate(states):
+                same = y[:i] + y[i + 1 :] == rest
+                assert ks[i, a, b] == pytest.approx(
+                    same * (conds[i, j] if y[i] else 1 - conds[i, j]), abs=1e-16
+                )
+    sweep = ch.systematic_scan_kernel(ks, [2, 0, 1]).numpy()
+    np.testing.assert_allclose(sweep, ks[2] @ ks[0] @ ks[1], atol=1e-15)
+    np.testing.assert_allclose(
+        ch.random_scan_kernel(ks, [0.5, 0.25, 0.25]).numpy(), 0.5 * ks[0] + 0.25 * (ks[1] + ks[2])
+    )
+
+
+def test_n15_t14_consistent_conditionals_recover_the_joint() -> None:
+    p = np.random.default_rng(7).dirichlet(np.ones(8))
+    ks = ch.site_kernels(ch.conditionals_from_joint(p))
+    assert ch.tv_distance(ch.stationary_distribution(ch.random_scan_kernel(ks)), p) < 1e-10
+    for order in itertools.permutations(range(3)):  # all 6 sweeps
+        assert ch.tv_distance(ch.stationary_distribution(ch.systematic_scan_kernel(ks, order)), p) < 1e-10
+
+
+def test_n15_t14_inconsistent_conditionals_and_the_periodic_ordered_chain() -> None:
+    conds = ch.random_conditionals(3, torch.Generator().manual_seed(7))
+    assert conds.shape == (3, 4) and 0.05 <= float(conds.min()) and float(conds.max()) <= 0.95
+    ks = ch.site_kernels(conds)
+    s123 = ch.stationary_distribution(ch.systematic_scan_kernel(ks, [0, 1, 2]))
+    s321 = ch.stationary_distribution(ch.systematic_scan_kernel(ks, [2, 1, 0]))
+    assert ch.tv_distance(s123, s321) > 1e-3  # T14 (spec prototype: 0.197)
+    rscan = ch.random_scan_kernel(ks)
+    assert len(ch.closed_classes(rscan)) == 1
+    assert int(np.sum(np.abs(np.linalg.eigvals(rscan.numpy()) - 1) < 1e-9)) == 1  # multiplicity 1
+    pi = ch.stationary_distribution(rscan)
+    assert float((ch.conditionals_from_joint(pi) - conds).abs().max()) > 1e-2  # pi's conditionals differ
+    for conditionals in (conds, ch.conditionals_from_joint(np.random.default_rng(7).dirichlet(np.ones(8)))):
+        for d_sites, kk in ((3, ch.site_kernels(conditionals)),):
+            lam = np.linalg.eigvals(ch.augmented_ordered_chain(kk).numpy())
+            unit = lam[np.abs(np.abs(lam) - 1) < 1e-9]
+            assert len(unit) == d_sites  # exactly d unit-modulus eigenvalues ...
+            roots = np.exp(2j * np.pi * np.arange(d_sites) / d_sites)  # ... the d-th roots of unity
+            rows, cols = linear_sum_assignment(np.abs(unit[:, None] - roots[None]))
+            assert np.abs(unit[rows] - roots[cols]).max() < 1e-9
+    kk4 = ch.site_kernels(ch.random_conditionals(4, torch.Generator().manual_seed(1)))
+    lam = np.linalg.eigvals(ch.augmented_ordered_chain(kk4).numpy())
+    unit = np.sort_complex(lam[np.abs(np.abs(lam) - 1) < 1e-9])
+    np.testing.assert_allclose(unit, np.sort_complex(np.array([1, 1j, -1, -1j])), atol=1e-9)
+
+
+@pytest.mark.parametrize(("d", "dim"), [(3, 5), (4, 17)])
+def test_n15_t14_null_space_counting_argument(d: int, dim: int) -> None:
+    p = np.random.default_rng(11).dirichlet(np.ones(2**d))
+    null = ch.conditional_null_space(p)
+    assert null.shape == (dim, d, 2 ** (d - 1)) and dim == d * 2 ** (d - 1) - (2**d - 1)
+    flat = null.reshape(dim, -1).numpy()
+    np.testing.assert_allclose(flat @ flat.T, np.eye(dim), atol=1e-12)  # orthonormal
+    bayes = ch.conditionals_from_joint(p)
+    for direction in null:
+        margin = torch.minimum(bayes, 1 - bayes)  # the largest feasible step, at most 0.1 per entry
+        ratio = float((margin / direction.abs().clamp_min(1e-300)).min())
+        step = min(0.1 / float(direction.abs().max()), 0.5 * ratio)
+        moved = bayes + step * direction
+        assert 0 < float(moved.min()) and float(moved.max()) < 1  # feasible step
+        assert float((moved - bayes).abs().max()) > 1e-3  # different conditionals ...
+        pi = ch.stationary_distribution(ch.random_scan_kernel(ch.site_kernels(moved)))
+        assert ch.tv_distance(pi, p) < 1e-10  # ... same stationary P (T14)
+
+
 # ---------------------------------------------------------------------------------------------- bad inputs
 GOOD = ch.corruption_matrix(4, "mix_uniform", 0.5)
 GOOD_R = ch.bayes_reconstruction([0.1, 0.2, 0.3, 0.4], GOOD)
@@ -523,6 +820,66 @@ GOOD_R = ch.bayes_reconstruction([0.1, 0.2, 0.3, 0.4], GOOD)
         (lambda: ch.schweitzer_bound(np.eye(4), GOOD), ValueError, "T is reducible"),
         (lambda: ch.tv_distance([0.5, 0.5], [1.0, 0, 0]), ValueError, "q has 3 states but p has 2"),
         (lambda: ch.detailed_balance_violation(GOOD, [0.2, 0.8]), ValueError, "pi has 2 states but T has 4"),
+        (lambda: ch.salt_and_pepper_kernel(13, 0.5), ValueError, "d must be <= 12"),
+        (lambda: ch.salt_and_pepper_kernel(0, 0.5), ValueError, "d must be >= 1"),
+        (lambda: ch.salt_and_pepper_kernel(3, 1.5), ValueError, r"rho must be in \[0, 1\]"),
+        (lambda: ch.salt_and_pepper_kernel(3.0, 0.5), TypeError, "d must be an integer"),
+        (lambda: ch.factorized_projection(np.eye(3)), ValueError, r"R must have 2\*\*d entries"),
+        (lambda: ch.clamped_stationary(GOOD, GOOD_R, []), ValueError, "S must contain at least one state"),
+        (lambda: ch.clamped_stationary(GOOD, GOOD_R, [4]), ValueError, r"S must hold states in \[0, 4\)"),
+        (lambda: ch.clamp_decoder(GOOD_R, np.ones(3, bool)), ValueError, r"S as a boolean mask must have"),
+        (lambda: ch.clamped_transition(GOOD, np.eye(3), [0]), ValueError, r"g must have shape \(n_h, n_x\)"),
+        (lambda: ch.clamped_transition(np.eye(2)[::-1], np.eye(2), [0]), ValueError, "g puts no mass on S"),
+        (lambda: ch.conditional_on([0.0, 1.0], [0]), ValueError, "p must give S positive probability"),
+        (
+            lambda: ch.eq55_residual(np.ones((4, 3)) / 12, GOOD, [0]),
+            ValueError,
+            "pi_joint must have the shape",
+        ),
+        (
+            lambda: ch.encoder_decoder_joint(np.ones((2, 3)), np.eye(3)),
+            ValueError,
+            "f must be row-stochastic",
+        ),
+        (
+            lambda: ch.burnin_hidden(np.ones((2, 3)) / 3, 1),
+            ValueError,
+            r"f must have shape \(n_x, n_h, n_h\)",
+        ),
+        (lambda: ch.burnin_hidden(np.ones((2, 3, 3)) / 3, 0), ValueError, "k must be >= 1"),
+        (
+            lambda: ch.burnin_hidden(np.ones((2, 3, 3)) / 3, 1, h_init=3),
+            ValueError,
+            "h_init must be a latent",
+        ),
+        (
+            lambda: ch.burnin_hidden(np.ones((1, 2, 2)) / 2 * [1, 3], 1),
+            ValueError,
+            "f must be row-stochastic",
+        ),
+        (lambda: ch.burnin_hidden(np.eye(2)[None], None), ValueError, "unique stationary distribution"),
+        (lambda: ch.gsn_decoder_target([0.5, 0.5], np.ones((3, 2)) / 2), ValueError, "P has 2 states but q"),
+        (lambda: ch.gsn_joint_transition(np.ones((2, 3, 3)) / 3, np.eye(3)), ValueError, "g must have shape"),
+        (lambda: ch.gsn_marginal_x(np.ones(6) / 6, 2, 2), ValueError, "pi_joint must have n_x"),
+        (
+            lambda: ch.site_kernels(np.full((3, 3), 0.5)),
+            ValueError,
+            r"conds must have shape \(d, 2\*\*\(d-1\)\)",
+        ),
+        (lambda: ch.site_kernels(np.full((2, 2), 1.5)), ValueError, "conds must hold probabilities"),
+        (lambda: ch.conditionals_from_joint(np.ones(6) / 6), ValueError, r"P must have 2\*\*d entries"),
+        (lambda: ch.random_conditionals(3, low=0.9, high=0.1), ValueError, "low must be < high"),
+        (
+            lambda: ch.systematic_scan_kernel(ch.site_kernels(np.full((2, 2), 0.5)), [0, 2]),
+            ValueError,
+            "order",
+        ),
+        (
+            lambda: ch.random_scan_kernel(np.eye(4)[None], [0.5, 0.5]),
+            ValueError,
+            "w has 2 states but Ks has 1",
+        ),
+        (lambda: ch.augmented_ordered_chain(np.eye(4)), ValueError, "Ks must be a \\(d, K, K\\) stack"),
     ],
 )
 def test_bad_inputs_raise_naming_the_argument(call, error: type[Exception], match: str) -> None:
