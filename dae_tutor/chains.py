@@ -105,20 +105,7 @@ _RESIDUAL_TOL = 1e-9
 # ------------------------------------------------------------------------------------- argument checks
 def _float64(name: str, value: object, device: torch.device | None = None) -> torch.Tensor:
     """``value`` as a finite float64 tensor (on ``device`` when given, else its own device or the CPU)."""
-    if isinstance(value, torch.Tensor):
-        if value.dtype == torch.bool or value.is_complex():
-            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
-        t = value.to(dtype=F64, device=device if device is not None else value.device)
-    else:
-        try:
-            t = torch.as_tensor(np.ascontiguousarray(value, dtype=np.float64), device=device)
-        except (TypeError, ValueError) as err:
-            raise TypeError(
-                f"{name} must be a tensor or array-like of numbers, got {type(value).__name__}"
-            ) from err
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
+    return checks.as_tensor(name, value, dtype=F64, device=device)
 
 
 def _input_eps(value: object) -> float:

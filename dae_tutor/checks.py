@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 
 
@@ -82,6 +83,34 @@ def tensor(
     if finite and not transformed and value.is_floating_point() and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return value
+
+
+def as_tensor(
+    name: str,
+    value: object,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``value`` (a tensor or any array-like of real numbers) as a finite tensor of ``dtype``.
+
+    A tensor keeps its device unless ``device`` is given; anything else goes through NumPy
+    (so views with negative strides work) onto ``device`` (default the CPU).
+    """
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        t = value.to(dtype=dtype, device=device if device is not None else value.device)
+    else:
+        try:
+            t = torch.as_tensor(np.ascontiguousarray(value, dtype=np.float64), device=device).to(dtype)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"{name} must be a tensor or array-like of numbers, got {type(value).__name__}"
+            ) from err
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return t
 
 
 def generator(name: str, value: object, like: torch.Tensor | None = None) -> torch.Generator | None:

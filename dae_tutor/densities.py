@@ -29,21 +29,6 @@ _WEIGHT_TOL = 1e-6
 _SYMMETRY_TOL = 1e-8
 
 
-def _as_param(
-    name: str, value: object, dtype: torch.dtype, device: torch.device | str | None
-) -> torch.Tensor:
-    """Turn a tensor or array-like into a finite floating tensor of ``dtype``."""
-    try:
-        t = torch.as_tensor(value, dtype=dtype, device=device)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise TypeError(
-            f"{name} must be a tensor or array-like of numbers, got {type(value).__name__}"
-        ) from err
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
-
-
 def _sigma(sigma: object) -> float:
     return checks.positive_float("sigma", sigma)
 
@@ -76,9 +61,9 @@ class GaussianMixture:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         if device is None and isinstance(means, torch.Tensor):
             device = means.device
-        w = _as_param("weights", weights, dtype, device)
-        mu = _as_param("means", means, dtype, device)
-        cov = _as_param("covs", covs, dtype, device)
+        w = checks.as_tensor("weights", weights, dtype=dtype, device=device)
+        mu = checks.as_tensor("means", means, dtype=dtype, device=device)
+        cov = checks.as_tensor("covs", covs, dtype=dtype, device=device)
         if w.dim() != 1 or w.numel() == 0:
             raise ValueError(f"weights must have shape (K,) with K >= 1, got {tuple(w.shape)}")
         k = w.shape[0]
