@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -214,7 +215,7 @@ def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     return torch.bernoulli(p.detach(), generator=generator)
 
 
-class _BinaryModel(nn.Module):
+class _BinaryModel(nn.Module, ABC):
     """Shared checks and the sampling chain of :class:`BernoulliDAE` and :class:`DeepGSN`."""
 
     n_vis: int
@@ -264,17 +265,19 @@ class _BinaryModel(nn.Module):
             checks.unit_interval("clamp_values", values)
         return mask, values
 
+    @abstractmethod
     def _chain_step(
         self, state: Any, generator: torch.Generator | None, sample_x: bool
     ) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """(state, x_t, logits_t) after one unchecked step; ``state`` is model-specific."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _initial(self, x0: torch.Tensor) -> Any:
-        raise NotImplementedError
+        """The chain's state at the start, from the visible ``x0``."""
 
+    @abstractmethod
     def _set_x(self, state: Any, x: torch.Tensor) -> Any:
-        raise NotImplementedError
+        """``state`` with its visible part replaced by ``x`` (used by clamping)."""
 
     @torch.no_grad()
     def sample_chain(
