@@ -24,6 +24,13 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def boolean(name: str, value: object) -> bool:
+    """Return ``value`` after checking it is a ``bool`` (not merely truthy)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a finite ``float`` > 0 (or >= 0 with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, Real):

@@ -96,9 +96,7 @@ class AutoEncoder(nn.Module):
         self.dim = checks.positive_int("dim", dim)
         self.hidden = checks.positive_int("hidden", hidden)
         length_scale = checks.positive_float("length_scale", length_scale)
-        if not isinstance(tied, bool):
-            raise TypeError(f"tied must be a bool, got {type(tied).__name__}")
-        self.tied = tied
+        self.tied = checks.boolean("tied", tied)
         gen = _init_generator(seed, generator)
         kw = {"dtype": _dtype(dtype), "device": device}
         enc, dec = 1 / (length_scale * math.sqrt(self.dim)), 1 / math.sqrt(self.hidden)
@@ -314,8 +312,7 @@ class _BinaryModel(nn.Module, ABC):
         x0 = self._check_x("x0", x0)
         n_steps = checks.positive_int("n_steps", n_steps)
         checks.generator("generator", generator, x0)
-        if not isinstance(return_means, bool):
-            raise TypeError(f"return_means must be a bool, got {type(return_means).__name__}")
+        checks.boolean("return_means", return_means)
         clamp = self._clamp(x0, clamp_mask, clamp_values)
         if clamp is not None:
             x0 = torch.where(clamp[0], clamp[1], x0)
@@ -375,9 +372,7 @@ class BernoulliDAE(_BinaryModel):
         self.n_vis = checks.positive_int("n_vis", n_vis)
         self.n_hid = checks.positive_int("n_hid", n_hid)
         self.input_noise = checks.probability("input_noise", input_noise)
-        if not isinstance(tied, bool):
-            raise TypeError(f"tied must be a bool, got {type(tied).__name__}")
-        self.tied = tied
+        self.tied = checks.boolean("tied", tied)
         self.activation = checks.one_of("activation", activation, ("tanh", "sigmoid"))
         gen = _init_generator(seed, generator)
         kw = {"dtype": _dtype(dtype), "device": device}
@@ -534,9 +529,7 @@ class DeepGSN(_BinaryModel):
         self.n_vis, self.depth = self.layer_sizes[0], len(self.layer_sizes) - 1
         self.sigma_hidden = checks.positive_float("sigma_hidden", sigma_hidden, allow_zero=True)
         self.input_noise = checks.probability("input_noise", input_noise)
-        if not isinstance(noiseless_h1, bool):
-            raise TypeError(f"noiseless_h1 must be a bool, got {type(noiseless_h1).__name__}")
-        self.noiseless_h1 = noiseless_h1
+        self.noiseless_h1 = checks.boolean("noiseless_h1", noiseless_h1)
         gen = _init_generator(seed, generator)
         kw = {"dtype": _dtype(dtype), "device": device}
         self.weights = nn.ParameterList(
@@ -637,9 +630,8 @@ class DeepGSN(_BinaryModel):
         """
         state = self._check_state(state)
         checks.generator("generator", generator, state[0])
-        for name, flag in (("noisy", noisy), ("sample_x", sample_x)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        checks.boolean("noisy", noisy)
+        checks.boolean("sample_x", sample_x)
         state, logits = self._step(state, generator, noisy, sample_x)
         return state, torch.sigmoid(logits)
 
@@ -674,8 +666,7 @@ class DeepGSN(_BinaryModel):
         x = self._check_x("x", x)
         checks.generator("generator", generator, x)
         n_steps = 2 * self.depth if n_steps is None else checks.positive_int("n_steps", n_steps)
-        if not isinstance(per_step, bool):
-            raise TypeError(f"per_step must be a bool, got {type(per_step).__name__}")
+        checks.boolean("per_step", per_step)
         state = self._initial(x)
         terms = []
         for _ in range(n_steps):

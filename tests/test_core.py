@@ -236,3 +236,9 @@ def test_cached_module_trains_once_and_restores_weights(cache_dir):
     assert torch.equal(second.weight, torch.full((2, 3), 0.25)) and torch.equal(first.bias, second.bias)
     with pytest.raises(TypeError, match="callables"):
         cache.cached_module(entry, build, None)
+
+
+def test_boolean_accepts_bools_only():
+    assert checks.boolean("tied", False) is False
+    with pytest.raises(TypeError, match="tied must be a bool"):
+        checks.boolean("tied", 1)
