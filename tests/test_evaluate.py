@@ -1,0 +1,89 @@
+"""Tests of dae_tutor.evaluate (Parzen windows) against closed forms and SciPy's mixture density."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.special import logsumexp
+
+from dae_tutor import evaluate as E
+
+F64 = torch.float64
+
+
+def test_one_centre_at_its_own_point() -> None:
+    # One kernel at s, evaluated at s: log N(0; 0, σ²I) = −d log(σ √(2π)).
+    s = torch.tensor([[0.3, -1.2, 4.0]], dtype=F64)
+    sigma = 0.7
+    got = E.parzen_log_likelihood(s, s, sigma).item()
+    assert got == pytest.approx(-3 * math.log(sigma * math.sqrt(2 * math.pi)), abs=1e-12)
+
+
+def test_equals_scipy_mixture() -> None:
+    rng = np.random.default_rng(0)
+    samples, test = rng.normal(0, 1, (50, 4)), rng.normal(0, 1.5, (30, 4))
+    sigma = 0.4
+    per_kernel = np.stack(
+        [stats.multivariate_normal(s, sigma**2 * np.eye(4)).logpdf(test) for s in samples], axis=1
+    )
+    expected = logsumexp(per_kernel, axis=1) - math.log(len(samples))
+    got = E.parzen_log_likelihood(torch.from_numpy(samples), torch.from_numpy(test), sigma).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-8)
+
+
+def test_permutation_invariant_and_chunked_equals_unchunked() -> None:
+    gen = torch.Generator().manual_seed(1)
+    samples, test = (
+        torch.randn(200, 5, generator=gen, dtype=F64),
+        torch.randn(37, 5, generator=gen, dtype=F64),
+    )
+    whole = E.parzen_log_likelihood(samples, test, 0.5)
+    shuffled = E.parzen_log_likelihood(samples[torch.randperm(200, generator=gen)], test, 0.5)
+    chunked = E.parzen_log_likelihood(samples, test, 0.5, max_elements=3 * 200 + 1)
+    torch.testing.assert_close(shuffled, whole, rtol=0, atol=1e-12)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-12)
+
+
+def test_far_points_stay_finite_in_the_log_domain() -> None:
+    # exp(-‖x−s‖²/2σ²) underflows to 0 here; the log-domain value is the closed form.
+    s, x = torch.zeros(1, 784, dtype=F64), torch.full((1, 784), 1.0, dtype=F64)
+    got = E.parzen_log_likelihood(s, x, 0.1).item()
+    assert got == pytest.approx(-784 / (2 * 0.01) - 784 * math.log(0.1 * math.sqrt(2 * math.pi)), rel=1e-12)
+
+
+def test_select_sigma_picks_the_best_of_the_grid() -> None:
+    gen = torch.Generator().manual_seed(2)
+    samples, valid = (
+        torch.randn(500, 2, generator=gen, dtype=F64),
+        torch.randn(300, 2, generator=gen, dtype=F64),
+    )
+    sigmas = [0.01, 0.3, 10.0]
+    best, curve = E.select_parzen_sigma(samples, valid, sigmas)
+    # σ = 0.01 overfits the 500 samples, σ = 10 blurs N(0, I) far past its width.
+    assert best == 0.3 == sigmas[int(np.argmax(curve))]
+    assert curve[0] == E.parzen_log_likelihood(samples, valid, 0.01).mean().item()
+
+
+def test_mean_and_stderr() -> None:
+    values = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64)
+    mean, se = E.mean_and_stderr(values)
+    assert mean == 2.5 and se == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: E.parzen_log_likelihood(torch.zeros(0, 2), torch.zeros(3, 2), 1.0), "samples"),
+        (lambda: E.parzen_log_likelihood(torch.zeros(4, 2), torch.zeros(3, 3), 1.0), "same dimension"),
+        (lambda: E.parzen_log_likelihood(torch.zeros(4, 2), torch.zeros(3, 2), 0.0), "sigma"),
+        (lambda: E.select_parzen_sigma(torch.zeros(4, 2), torch.zeros(3, 2), []), "sigmas"),
+        (lambda: E.mean_and_stderr(torch.zeros(1)), "values"),
+    ],
+)
+def test_bad_inputs(call, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
