@@ -130,6 +130,7 @@ def lanczos(
     tol: float = 1e-10,
     max_iter: int | None = None,
     generator: torch.Generator | None = None,
+    shift: float | str | None = None,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
     progress: bool = False,
@@ -140,16 +141,20 @@ def lanczos(
     reorthogonalised against all previous ones twice (classical Gram–Schmidt, "twice is enough"), so
     the basis Q_m stays orthonormal to rounding and no spurious copies appear. The eigenpairs (θ_i, s_i)
     of the tridiagonal T_m = QᵀAQ give Ritz pairs (θ_i, Q_m s_i) with residual ‖A x_i − θ_i x_i‖ =
-    β_m |s_i[m]|; the iteration stops when the k wanted ones are below ``tol`` · max|θ| (a residual test
-    relative to the spectral norm). That is also the "spectral shift" that makes ARPACK's SA cheaper:
-    ARPACK tests ‖r‖ ≤ tol·|θ|, tight for eigenvalues near 0, and running it on λ₁I − H turns the test
-    into one against the spectral width. The Krylov space itself is shift-invariant, so nothing else
-    changes. There is no restart: the basis grows to at most ``max_iter`` vectors (d x max_iter numbers).
+    β_m |s_i[m]|. The iteration stops when each of the k wanted pairs has ‖r_i‖ ≤ ``tol`` · |θ_i − σ|:
+    with no shift (σ = 0) that is ARPACK's test, and by Bauer–Fike |θ_i − λ_i| ≤ ‖r_i‖, so every eigenvalue
+    is then correct to ``tol`` relative. The **spectral shift** σ is what running ARPACK on σI − H does for
+    SA (σ = λ₁, app. 11.A): the Krylov space is shift-invariant, so the iteration is the same, but the test
+    is measured against the distance to σ, the spectral width, instead of the small |λ_d|, and stops sooner
+    (eigenvalues then correct to ``tol`` · |θ_i − σ| absolute). ``shift="auto"`` takes σ = the Ritz value
+    at the other end of the spectrum, which Lanczos gets for free. There is no restart: the basis grows to
+    at most ``max_iter`` vectors (d x max_iter numbers on the device).
 
     Args:
         matvec: v ↦ Av for a (dim,) tensor; A must be symmetric. Called once per iteration.
         dim: the operator's size d. k: how many eigenpairs, 1 ≤ k < d. which: ``"LA"`` or ``"SA"``.
         tol: relative residual tolerance (above). max_iter: the most matvecs (default min(d, 20k + 500)).
+        shift: ``None`` (σ = 0), a number σ, or ``"auto"`` (the far end of the Ritz spectrum).
         generator: for the random start vector (any device); dtype/device of the iteration (default
             float64 on the CPU: pass the device of the data the matvec works on).
         progress: a ``tqdm.auto`` bar over matvecs.
@@ -169,6 +174,12 @@ def lanczos(
         raise ValueError(f"k must be < dim ({dim}), got {k}")
     which = checks.one_of("which", which, WHICH)
     tol = checks.positive_float("tol", tol)
+    if isinstance(shift, str):
+        checks.one_of("shift", shift, ("auto",))
+    elif shift is not None:
+        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+            raise TypeError(f"shift must be None, 'auto' or a finite number, got {shift!r}")
+        shift = float(shift)
     max_iter = min(dim, 20 * k + 500) if max_iter is None else checks.positive_int("max_iter", max_iter)
     if max_iter < k:
         raise ValueError(f"max_iter must be >= k ({k}), got {max_iter}")
@@ -214,7 +225,8 @@ def lanczos(
                 top = theta[-k:].flip(0)
                 res = beta * S[-1, -k:].flip(0).abs()
                 history.append((sign * top).tolist())
-                done = j + 1 == dim or bool((res <= tol * max(scale, 1e-300)).all())
+                sigma = 0.0 if shift is None else float(theta[0]) if shift == "auto" else sign * shift
+                done = j + 1 == dim or bool((res <= tol * (top - sigma).abs()).all())
                 if done:
                     X = Q[: j + 1].T @ S[:, -k:].flip(1).to(dtype=dtype, device=device)
                     values = (sign * top).to(dtype=dtype, device=device)
@@ -228,7 +240,8 @@ def lanczos(
             else:
                 Q[j + 1] = w / beta
     raise ConvergenceError(
-        f"lanczos {which}({k}): residuals {res.tolist()} still above tol·max|θ| = {tol * scale:.3g} "
+        f"lanczos {which}({k}): residuals {res.tolist()} still above tol·|θ - shift| = "
+        f"{(tol * (top - sigma).abs()).tolist()} "
         f"after max_iter = {max_iter} matvecs; raise max_iter or tol"
     )
 
@@ -356,14 +369,15 @@ def hessian_eigs(
     tol: float = 1e-8,
     max_iter: int | None = None,
     generator: torch.Generator | None = None,
+    shift: float | str | None = None,
     progress: bool = False,
 ) -> Eigenpairs:
     """LA(k) or SA(k) (thesis app. 11.A) of the Hessian of ``model``'s loss over ``data`` = (inputs, targets).
 
     The loss is :class:`DatasetLoss` (the full data, or a fixed ``subset`` fraction drawn from
     ``generator``, app. 11.D), its Hessian-vector products go to :func:`lanczos` on the parameters' device
-    and dtype. The model is put in eval mode for the computation and restored. Eigenvectors are flat
-    (d, k), in the order of :func:`flat_params`.
+    and dtype (``tol``, ``max_iter``, ``shift`` as there). The model is put in eval mode and restored.
+    Eigenvectors are flat (d, k), in the order of :func:`flat_params`.
     """
     which = checks.one_of("which", which, WHICH)
     objective = DatasetLoss(model, loss_fn, data, chunk_size=chunk_size, subset=subset, generator=generator)
@@ -382,6 +396,7 @@ def hessian_eigs(
             tol=tol,
             max_iter=max_iter,
             generator=generator,
+            shift=shift,
             dtype=theta.dtype,
             device=theta.device,
             progress=progress,

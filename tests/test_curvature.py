@@ -107,6 +107,25 @@ def test_lanczos_finds_the_k_extreme_eigenvalues_of_a_known_spectrum(name, which
     assert k <= result.n_matvec <= A.shape[0] and len(result.history) == result.n_matvec - k + 1
 
 
+def test_spectral_shift_only_changes_the_stopping_test():
+    spectrum = SPECTRA["lopsided"]
+    A = symmetric_with_spectrum(spectrum)
+    runs = {
+        shift: curvature.lanczos(
+            lambda v: A @ v, 300, 3, "SA", tol=1e-6, shift=shift, generator=runtime.generator(5)
+        )
+        for shift in (None, "auto", 4.0)
+    }
+    expected = spectrum.sort().values[:3]
+    width = float(spectrum.max() - spectrum.min())
+    assert torch.allclose(runs[None].eigenvalues, expected, rtol=1e-6, atol=0)
+    for shift in ("auto", 4.0):  # accurate relative to the distance to the shift, and no slower
+        assert (runs[shift].eigenvalues - expected).abs().max() <= 1e-6 * width
+        assert runs[shift].n_matvec <= runs[None].n_matvec
+        # same start, same Krylov space: the Ritz values agree matvec by matvec
+        assert runs[shift].history == runs[None].history[: len(runs[shift].history)]
+
+
 def test_lanczos_reports_non_convergence():
     A = symmetric_with_spectrum(SPECTRA["clustered"])
     with pytest.raises(curvature.ConvergenceError, match="max_iter"):
@@ -125,6 +144,8 @@ def test_lanczos_bad_inputs_raise():
         curvature.lanczos(lambda v: v[:5], 10, 2)
     with pytest.raises(TypeError, match="matvec"):
         curvature.lanczos("not a function", 10, 2)
+    with pytest.raises(ValueError, match="shift"):
+        curvature.lanczos(lambda v: A @ v, 10, 2, shift="max")
 
 
 # ----------------------------------------------------------------------------- a model's Hessian
