@@ -203,7 +203,7 @@ def lanczos(
             raise ValueError("matvec returned a vector with NaN or infinite values")
         return sign * out.to(dtype=dtype, device=device)
 
-    Q = torch.empty(max_iter + 1, dim, dtype=dtype, device=device)
+    Q = torch.empty(min(max_iter + 1, 64), dim, dtype=dtype, device=device)  # grown as needed
     q = random_vector()
     Q[0] = q / q.norm()
     alphas: list[float] = []
@@ -231,6 +231,8 @@ def lanczos(
                     X = Q[: j + 1].T @ S[:, -k:].flip(1).to(dtype=dtype, device=device)
                     values = (sign * top).to(dtype=dtype, device=device)
                     return Eigenpairs(values, X, j + 1, res.to(device=device), history)
+            if j + 1 == Q.shape[0]:
+                Q = torch.cat([Q, torch.empty_like(Q[: min(Q.shape[0], max_iter + 1 - Q.shape[0])])])
             if beta <= 1e-14 * max(scale, 1e-300):  # invariant subspace: continue in its complement
                 w = random_vector()
                 for _ in range(2):
