@@ -541,9 +541,9 @@ class NegativeCurvature:
         self.steps += 1
         with torch.enable_grad():
             loss = _scalar(closure())
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(
-                    f"the loss is {float(loss)} at step {self.steps - 1}; training stopped"
+                    f"the loss is {float(loss.detach())} at step {self.steps - 1}; training stopped"
                 )
             grads = torch.autograd.grad(loss, self.params, create_graph=curvature)
             g = torch.cat([t.reshape(-1) for t in grads])
