@@ -53,6 +53,19 @@ def test_hvp_matches_central_finite_differences_of_the_gradient():
     assert (fd - exact).norm() / exact.norm() < 1e-4
 
 
+def test_hvp_bad_inputs_raise():
+    model, _, loss = small_problem()
+    theta = curvature.flat_params(model)
+    with pytest.raises(ValueError, match="NaN"):
+        curvature.hvp(loss, theta, torch.full_like(theta, math.nan))
+    with pytest.raises(ValueError, match="last dimension"):
+        curvature.hvp(loss, theta, theta[:-1])
+    with pytest.raises(ValueError, match="method"):
+        curvature.hvp(loss, theta, theta, method="fd")
+    with pytest.raises(ValueError, match="theta must have"):
+        loss.hvp(theta[:-1], theta[:-1])
+
+
 def test_chunked_dataset_hvp_equals_one_chunk_and_is_deterministic():
     model, data, chunked = small_problem()
     whole = curvature.DatasetLoss(model, F.cross_entropy, data, chunk_size=1000)
