@@ -1,0 +1,566 @@
+"""The Hessian of a training loss: products, extreme eigenpairs, line searches (thesis ch. 11, 11.A-11.E).
+
+* :func:`hvp` -- Hessian-vector products H(θ)v = ∇_θ(g(θ)ᵀv) (Pearlmutter), as the JVP of the
+  gradient (forward-over-reverse, the thesis's "Jacobian vector product" trick, app. 11.A) batched over
+  several v with ``vmap``, or by double backward; :func:`full_hessian` for models small enough to store H.
+* :func:`lanczos` -- the k largest (LA) or smallest (SA) eigenpairs of a symmetric operator given only
+  by its matvec, with full reorthogonalisation, in torch on the operator's device (app. 11.A notation).
+* :func:`hessian_eigs` -- LA(k)/SA(k) of the loss of a model averaged over a dataset or a fixed subset
+  (app. 11.D), chunked and deterministic.
+* :func:`line_search_along` -- ℓ(α) = L(θ − α u) on a grid of steps (eq. 11.1 with u = [gᵀv]v), the
+  optimal step α* (eq. 11.2: α* = 1/λ on a quadratic) and :func:`quadratic_model`.
+* :class:`NegativeCurvature` -- the optimiser of app. 11.E: a running estimate of the most negative
+  eigenvector, refined on minibatches, and steps along [gᵀṽ]ṽ between the steps of a base optimiser.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jvp, vmap
+from tqdm.auto import tqdm
+
+from dae_tutor import checks
+
+WHICH = ("LA", "SA")
+HVP_METHODS = ("fwd_rev", "double_backward")
+#: :func:`full_hessian` refuses larger problems (a d x d float64 matrix of 25M entries is 200 MB).
+MAX_FULL_HESSIAN_DIM = 5_000
+
+Loss = Callable[[torch.Tensor], torch.Tensor]
+
+
+class ConvergenceError(RuntimeError):
+    """Raised by :func:`lanczos` when the k wanted Ritz pairs have not converged in ``max_iter`` matvecs."""
+
+
+def _flat(name: str, value: object) -> torch.Tensor:
+    return checks.tensor(name, value, ndim=1)
+
+
+def _scalar(loss: object) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(
+            f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}"
+        )
+    return loss.reshape(())
+
+
+# ----------------------------------------------------------------------------- products
+
+
+def hvp(loss_fn: Loss, params: torch.Tensor, v: torch.Tensor, *, method: str = "fwd_rev") -> torch.Tensor:
+    """H(θ)v for the Hessian H of ``loss_fn`` at the flat parameter vector ``params`` (thesis app. 11.A).
+
+    ``v`` is one direction (d,) or a batch (m, d) (one product per row). ``method="fwd_rev"``
+    computes Hv as the JVP of θ ↦ ∇L(θ) (``torch.func.jvp`` of ``torch.func.grad``; a batch goes through
+    ``vmap``); ``"double_backward"`` differentiates gᵀv once more with autograd (rows one by one).
+    Both are exact up to rounding; the result has ``v``'s shape, dtype and device.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    params = _flat("params", params)
+    v = checks.tensor("v", v, last_dim=params.shape[0])
+    if v.dim() not in (1, 2):
+        raise ValueError(f"v must have shape (d,) or (m, d), got {tuple(v.shape)}")
+    method = checks.one_of("method", method, HVP_METHODS)
+    batched = v.dim() == 2
+    rows = v if batched else v[None]
+    if method == "fwd_rev":
+        gradient = grad(lambda p: _scalar(loss_fn(p)))
+
+        def one(u: torch.Tensor) -> torch.Tensor:
+            return jvp(gradient, (params,), (u,))[1]
+
+        out = vmap(one)(rows) if batched else one(v)[None]
+    else:
+        theta = params.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(_scalar(loss_fn(theta)), theta, create_graph=True)
+            out = torch.stack(
+                [torch.autograd.grad(g @ u, theta, retain_graph=True)[0] for u in rows]
+            ).detach()
+    return out if batched else out[0]
+
+
+def full_hessian(loss_fn: Loss, params: torch.Tensor) -> torch.Tensor:
+    """The d x d Hessian of ``loss_fn`` at ``params`` (``torch.func.hessian``), for d ≤ 5,000 only.
+
+    The reference for small models: its ``torch.linalg.eigh`` is the whole spectrum. It is symmetrised,
+    (H + Hᵀ)/2, which only removes rounding.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    params = _flat("params", params)
+    if params.shape[0] > MAX_FULL_HESSIAN_DIM:
+        raise ValueError(
+            f"params has {params.shape[0]:,} entries; full_hessian stores d² numbers and is limited to "
+            f"d <= {MAX_FULL_HESSIAN_DIM:,}: use hvp and lanczos for larger models"
+        )
+    H = torch.func.hessian(lambda p: _scalar(loss_fn(p)))(params).detach()
+    return (H + H.T) / 2
+
+
+# ----------------------------------------------------------------------------- Lanczos
+
+
+@dataclass
+class Eigenpairs:
+    """k eigenpairs from :func:`lanczos`: ``eigenvalues`` (k,), ``eigenvectors`` (d, k) with unit columns,
+    ``n_matvec`` (operator applications used), ``residuals`` (k,) ‖Hx − θx‖ of each pair, and
+    ``history``: the k wanted Ritz values after each matvec from the k-th on (Ritz convergence)."""
+
+    eigenvalues: torch.Tensor
+    eigenvectors: torch.Tensor
+    n_matvec: int
+    residuals: torch.Tensor
+    history: list[list[float]] = field(default_factory=list, repr=False)
+
+
+def lanczos(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    dim: int,
+    k: int,
+    which: str = "LA",
+    *,
+    tol: float = 1e-10,
+    max_iter: int | None = None,
+    generator: torch.Generator | None = None,
+    shift: float | str | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> Eigenpairs:
+    """The k largest (``"LA"``) or smallest (``"SA"``) eigenpairs of the symmetric operator ``matvec``.
+
+    Lanczos: with q₁ random, β_j q_{j+1} = A q_j − α_j q_j − β_{j−1} q_{j−1}, where each new vector is
+    reorthogonalised against all previous ones twice (classical Gram–Schmidt, "twice is enough"), so
+    the basis Q_m stays orthonormal to rounding and no spurious copies appear. The eigenpairs (θ_i, s_i)
+    of the tridiagonal T_m = QᵀAQ give Ritz pairs (θ_i, Q_m s_i) with residual ‖A x_i − θ_i x_i‖ =
+    β_m |s_i[m]|. The iteration stops when each of the k wanted pairs has ‖r_i‖ ≤ ``tol`` · |θ_i − σ|:
+    with no shift (σ = 0) that is ARPACK's test, and by Bauer–Fike |θ_i − λ_i| ≤ ‖r_i‖, so every eigenvalue
+    is then correct to ``tol`` relative. The **spectral shift** σ is what running ARPACK on σI − H does for
+    SA (σ = λ₁, app. 11.A): the Krylov space is shift-invariant, so the iteration is the same, but the test
+    is measured against the distance to σ, the spectral width, instead of the small |λ_d|, and stops sooner
+    (eigenvalues then correct to ``tol`` · |θ_i − σ| absolute). ``shift="auto"`` takes σ = the Ritz value
+    at the other end of the spectrum, which Lanczos gets for free. There is no restart: the basis grows to
+    at most ``max_iter`` vectors (d x max_iter numbers on the device).
+
+    Args:
+        matvec: v ↦ Av for a (dim,) tensor; A must be symmetric. Called once per iteration.
+        dim: the operator's size d. k: how many eigenpairs, 1 ≤ k < d. which: ``"LA"`` or ``"SA"``.
+        tol: relative residual tolerance (above). max_iter: the most matvecs (default min(d, 20k + 500)).
+        shift: ``None`` (σ = 0), a number σ, or ``"auto"`` (the far end of the Ritz spectrum).
+        generator: for the random start vector (any device); dtype/device of the iteration (default
+            float64 on the CPU: pass the device of the data the matvec works on).
+        progress: a ``tqdm.auto`` bar over matvecs.
+
+    Returns:
+        :class:`Eigenpairs`, LA in decreasing order, SA in increasing order (most negative first).
+
+    Raises:
+        ConvergenceError: the pairs did not converge within ``max_iter`` matvecs.
+        ValueError: k ≥ dim, unknown ``which``, or a matvec returned a non-finite vector or a wrong shape.
+    """
+    if not callable(matvec):
+        raise TypeError(f"matvec must be callable, got {type(matvec).__name__}")
+    dim = checks.positive_int("dim", dim, minimum=2)
+    k = checks.positive_int("k", k)
+    if k >= dim:
+        raise ValueError(f"k must be < dim ({dim}), got {k}")
+    which = checks.one_of("which", which, WHICH)
+    tol = checks.positive_float("tol", tol)
+    if isinstance(shift, str):
+        checks.one_of("shift", shift, ("auto",))
+    elif shift is not None:
+        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+            raise TypeError(f"shift must be None, 'auto' or a finite number, got {shift!r}")
+        shift = float(shift)
+    max_iter = min(dim, 20 * k + 500) if max_iter is None else checks.positive_int("max_iter", max_iter)
+    if max_iter < k:
+        raise ValueError(f"max_iter must be >= k ({k}), got {max_iter}")
+    max_iter = min(max_iter, dim)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    generator = checks.generator("generator", generator)
+
+    def random_vector() -> torch.Tensor:  # drawn on the generator's device, so a CPU seed works anywhere
+        where = generator.device if generator is not None else device
+        return torch.randn(dim, generator=generator, dtype=dtype, device=where).to(device)
+
+    sign = 1.0 if which == "LA" else -1.0  # SA(k) of A = LA(k) of -A
+
+    def apply(q: torch.Tensor) -> torch.Tensor:
+        out = matvec(q)
+        if not isinstance(out, torch.Tensor) or out.shape != (dim,):
+            raise ValueError(
+                f"matvec must return a tensor of shape ({dim},), got {getattr(out, 'shape', out)}"
+            )
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError("matvec returned a vector with NaN or infinite values")
+        return sign * out.to(dtype=dtype, device=device)
+
+    Q = torch.empty(min(max_iter + 1, 64), dim, dtype=dtype, device=device)  # grown as needed
+    q = random_vector()
+    Q[0] = q / q.norm()
+    alphas: list[float] = []
+    betas: list[float] = []
+    history: list[list[float]] = []
+    with tqdm(total=max_iter, desc=f"Lanczos {which}({k})", disable=not progress, leave=False) as bar:
+        for j in range(max_iter):
+            w = apply(Q[j])
+            bar.update(1)
+            alphas.append(float(Q[j] @ w))
+            for _ in range(2):  # full reorthogonalisation, twice
+                w = w - Q[: j + 1].T @ (Q[: j + 1] @ w)
+            beta = float(w.norm())
+            betas.append(beta)
+            T = _tridiagonal(alphas, betas[:-1])
+            theta, S = torch.linalg.eigh(T)
+            scale = float(theta.abs().max())
+            if j + 1 >= k:
+                top = theta[-k:].flip(0)
+                res = beta * S[-1, -k:].flip(0).abs()
+                history.append((sign * top).tolist())
+                sigma = 0.0 if shift is None else float(theta[0]) if shift == "auto" else sign * shift
+                done = j + 1 == dim or bool((res <= tol * (top - sigma).abs()).all())
+                if done:
+                    X = Q[: j + 1].T @ S[:, -k:].flip(1).to(dtype=dtype, device=device)
+                    values = (sign * top).to(dtype=dtype, device=device)
+                    return Eigenpairs(values, X, j + 1, res.to(device=device), history)
+            if j + 1 == Q.shape[0]:
+                Q = torch.cat([Q, torch.empty_like(Q[: min(Q.shape[0], max_iter + 1 - Q.shape[0])])])
+            if beta <= 1e-14 * max(scale, 1e-300):  # invariant subspace: continue in its complement
+                w = random_vector()
+                for _ in range(2):
+                    w = w - Q[: j + 1].T @ (Q[: j + 1] @ w)
+                betas[-1] = 0.0
+                Q[j + 1] = w / w.norm()
+            else:
+                Q[j + 1] = w / beta
+    raise ConvergenceError(
+        f"lanczos {which}({k}): residuals {res.tolist()} still above tol·|θ - shift| = "
+        f"{(tol * (top - sigma).abs()).tolist()} "
+        f"after max_iter = {max_iter} matvecs; raise max_iter or tol"
+    )
+
+
+def _tridiagonal(diagonal: Sequence[float], off: Sequence[float]) -> torch.Tensor:
+    """The symmetric tridiagonal Lanczos matrix T (float64, CPU) from its diagonal and off-diagonal."""
+    T = torch.diag(torch.tensor(diagonal, dtype=torch.float64))
+    if off:
+        b = torch.tensor(off, dtype=torch.float64)
+        T = T + torch.diag(b, 1) + torch.diag(b, -1)
+    return T
+
+
+# ----------------------------------------------------------------------------- losses of a model's parameters
+
+
+def flat_params(model: nn.Module) -> torch.Tensor:
+    """All parameters of ``model`` concatenated into one detached vector θ (the thesis's θ in R^d)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _unflatten(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+    out, start = {}, 0
+    for name, p in model.named_parameters():
+        out[name] = theta[start : start + p.numel()].view_as(p)
+        start += p.numel()
+    return out
+
+
+class DatasetLoss:
+    """L(θ) = (1/N) Σ_n ℓ(f_θ(x_n), y_n) over a dataset or a fixed subset of it (thesis §11.2.1, app. 11.D).
+
+    ``loss_fn(outputs, targets)`` is a mean-reduced criterion (e.g. ``F.cross_entropy``); the data are cut
+    into fixed chunks of ``chunk_size`` rows and every quantity is the |b|/N-weighted sum over chunks, always
+    in the same order, so repeated calls give bit-identical results (what ARPACK/Lanczos need, app. 11.D).
+    ``subset`` (a fraction in (0, 1]) keeps a fixed random subset drawn once from ``generator``. The model
+    is used through ``torch.func.functional_call`` with θ: put it in eval mode (no dropout, BatchNorm fixed).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        data: Sequence[torch.Tensor],
+        *,
+        chunk_size: int = 1024,
+        subset: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        if (
+            not isinstance(data, Sequence)
+            or len(data) != 2
+            or not all(isinstance(t, torch.Tensor) for t in data)
+        ):
+            raise TypeError("data must be a pair of tensors (inputs, targets)")
+        inputs, targets = data
+        if inputs.shape[0] != targets.shape[0] or inputs.shape[0] == 0:
+            raise ValueError(
+                "data must hold as many inputs as targets (at least one), "
+                f"got {inputs.shape[0]} and {targets.shape[0]}"
+            )
+        checks.tensor("inputs", inputs)
+        self.chunk_size = checks.positive_int("chunk_size", chunk_size)
+        if subset is not None:
+            subset = checks.probability("subset", subset)
+            if subset == 0:
+                raise ValueError("subset must be in (0, 1], got 0")
+            n = max(1, round(subset * inputs.shape[0]))
+            generator = checks.generator("generator", generator)
+            where = generator.device if generator is not None else "cpu"
+            index = torch.randperm(inputs.shape[0], generator=generator, device=where)[:n].sort().values
+            index = index.to(inputs.device)
+            inputs, targets = inputs[index], targets[index]
+        self.model, self.loss_fn, self.inputs, self.targets = model, loss_fn, inputs, targets
+        self.n = inputs.shape[0]
+        self.dim = sum(p.numel() for p in model.parameters())
+
+    def _chunks(self):
+        for start in range(0, self.n, self.chunk_size):
+            x, y = self.inputs[start : start + self.chunk_size], self.targets[start : start + self.chunk_size]
+            yield x.shape[0] / self.n, x, y
+
+    def _chunk_loss(self, x: torch.Tensor, y: torch.Tensor) -> Loss:
+        return lambda theta: self.loss_fn(functional_call(self.model, _unflatten(self.model, theta), (x,)), y)
+
+    def _check_theta(self, theta: object) -> torch.Tensor:
+        theta = _flat("theta", theta)
+        if theta.shape[0] != self.dim:
+            raise ValueError(
+                f"theta must have {self.dim} entries (the model's parameters), got {theta.shape[0]}"
+            )
+        return theta
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        """L(θ), differentiable in θ."""
+        theta = self._check_theta(theta)
+        return sum(w * self._chunk_loss(x, y)(theta) for w, x, y in self._chunks())
+
+    def gradient(self, theta: torch.Tensor) -> torch.Tensor:
+        """g(θ) = ∇L(θ), chunk by chunk."""
+        theta = self._check_theta(theta)
+        return sum(w * grad(self._chunk_loss(x, y))(theta) for w, x, y in self._chunks())
+
+    def hvp(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """H(θ)v (v of shape (d,) or (m, d)) = Σ_b (|b|/N) H_b v, forward-over-reverse per chunk."""
+        theta = self._check_theta(theta)
+        return sum(w * hvp(self._chunk_loss(x, y), theta, v) for w, x, y in self._chunks())
+
+
+def hessian_eigs(
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    data: Sequence[torch.Tensor],
+    k: int,
+    which: str = "LA",
+    *,
+    subset: float | None = None,
+    chunk_size: int = 1024,
+    tol: float = 1e-8,
+    max_iter: int | None = None,
+    generator: torch.Generator | None = None,
+    shift: float | str | None = None,
+    progress: bool = False,
+) -> Eigenpairs:
+    """LA(k) or SA(k) (thesis app. 11.A) of the Hessian of ``model``'s loss over ``data`` = (inputs, targets).
+
+    The loss is :class:`DatasetLoss` (the full data, or a fixed ``subset`` fraction drawn from
+    ``generator``, app. 11.D), its Hessian-vector products go to :func:`lanczos` on the parameters' device
+    and dtype (``tol``, ``max_iter``, ``shift`` as there). The model is put in eval mode and restored.
+    Eigenvectors are flat (d, k), in the order of :func:`flat_params`.
+    """
+    which = checks.one_of("which", which, WHICH)
+    objective = DatasetLoss(model, loss_fn, data, chunk_size=chunk_size, subset=subset, generator=generator)
+    k = checks.positive_int("k", k)
+    if k >= objective.dim:
+        raise ValueError(f"k must be < the number of parameters ({objective.dim}), got {k}")
+    theta = flat_params(model)
+    was_training = model.training
+    model.eval()
+    try:
+        return lanczos(
+            lambda v: objective.hvp(theta, v),
+            objective.dim,
+            k,
+            which,
+            tol=tol,
+            max_iter=max_iter,
+            generator=generator,
+            shift=shift,
+            dtype=theta.dtype,
+            device=theta.device,
+            progress=progress,
+        )
+    finally:
+        model.train(was_training)
+
+
+# ----------------------------------------------------------------------------- steps along a direction
+
+
+@dataclass
+class LineSearch:
+    """ℓ(α) = L(θ − α u) on a grid: ``alphas`` (sorted), ``losses``, ``loss0`` = L(θ), the best step
+    ``alpha_star`` (refined by a parabola through the grid minimum and its neighbours), ``best_loss``,
+    ``best_decrease`` = best_loss − loss0 (≤ 0 whenever 0 is on the grid) and ``at_edge`` (the minimum is
+    at an end of the grid: widen it)."""
+
+    alphas: torch.Tensor
+    losses: torch.Tensor
+    loss0: float
+    alpha_star: float
+    best_loss: float
+    best_decrease: float
+    at_edge: bool
+
+
+def line_search_along(
+    loss_fn: Loss,
+    params: torch.Tensor,
+    direction: torch.Tensor,
+    alphas: Sequence[float] | torch.Tensor,
+    *,
+    refine: bool = True,
+) -> LineSearch:
+    """The loss along θ − α u for every α of ``alphas`` (thesis eq. 11.1 with u = [g(θ)ᵀv]v).
+
+    On a quadratic L with Hessian eigenpair (λ, v), λ > 0, ℓ(α) is a parabola with minimum α* = 1/λ
+    (eq. 11.2); the parabolic refinement through the three grid points around the grid minimum then
+    returns it exactly (to rounding), whatever the grid.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    params = _flat("params", params)
+    direction = checks.tensor("direction", direction, ndim=1)
+    if direction.shape != params.shape:
+        raise ValueError(
+            f"direction must have the shape of params {tuple(params.shape)}, got {tuple(direction.shape)}"
+        )
+    grid = checks.as_tensor("alphas", alphas, dtype=torch.float64).reshape(-1).sort().values
+    if grid.numel() < 3:
+        raise ValueError(f"alphas must hold at least 3 step sizes, got {grid.numel()}")
+    refine = checks.boolean("refine", refine)
+
+    def at(alpha: float) -> float:
+        value = float(_scalar(loss_fn(params - alpha * direction)))
+        if not math.isfinite(value):
+            raise ValueError(f"the loss is {value} at alpha = {alpha:g} (along the direction)")
+        return value
+
+    with torch.no_grad():
+        loss0 = at(0.0)
+        losses = torch.tensor([at(float(a)) for a in grid], dtype=torch.float64)
+        i = int(losses.argmin())
+        alpha_star, best = float(grid[i]), float(losses[i])
+        at_edge = i in (0, grid.numel() - 1)
+        if refine and not at_edge:
+            (a0, a1, a2), (f0, f1, f2) = grid[i - 1 : i + 2].tolist(), losses[i - 1 : i + 2].tolist()
+            num = (a1 - a0) ** 2 * (f1 - f2) - (a1 - a2) ** 2 * (f1 - f0)
+            den = (a1 - a0) * (f1 - f2) - (a1 - a2) * (f1 - f0)
+            if den != 0:
+                vertex = a1 - 0.5 * num / den
+                value = at(vertex)
+                if a0 < vertex < a2 and value <= best:
+                    alpha_star, best = vertex, value
+    return LineSearch(grid, losses, loss0, alpha_star, best, best - loss0, at_edge)
+
+
+def quadratic_model(loss0: float, slope: float, curvature: float, alphas: torch.Tensor) -> torch.Tensor:
+    """The quadratic model of ℓ(α) = L(θ − α c v): L(θ) − α c² + ½ λ α² c², with c = gᵀv and λ = vᵀHv."""
+    alphas = checks.as_tensor("alphas", alphas)
+    c2 = float(slope) ** 2
+    return loss0 - alphas * c2 + 0.5 * float(curvature) * alphas**2 * c2
+
+
+# ----------------------------------------------------------------------------- the optimiser of app. 11.E
+
+
+class NegativeCurvature:
+    """A base optimiser plus steps along the most negative curvature (thesis app. 11.E, never tried there).
+
+    Each :meth:`step` evaluates the minibatch loss (``closure()``), its gradient g and, by double backward,
+    Hṽ for the running estimate ṽ of the most negative eigenvector v_d; it moves ṽ one Riemannian
+    gradient step down the Rayleigh quotient m(v) = vᵀHv on the unit sphere,
+
+        ṽ ← normalise(ṽ − β (Hṽ − (ṽᵀHṽ) ṽ)),   λ̃ = ṽᵀHṽ,
+
+    (∇m = 2Hv; stable for β < 1/(λ₁ − λ_d)), takes the base optimiser's step with g, and then, when
+    λ̃ < 0, the step θ ← θ − η [gᵀṽ]ṽ, whose first-order change −η (gᵀṽ)² ≤ 0 does not depend on the sign
+    of ṽ. ``every`` > 1 does the curvature part only every that many steps (the thesis's "less frequently").
+    """
+
+    def __init__(
+        self,
+        base: torch.optim.Optimizer,
+        *,
+        lr: float,
+        beta: float,
+        every: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(base, torch.optim.Optimizer):
+            raise TypeError(f"base must be a torch.optim.Optimizer, got {type(base).__name__}")
+        self.base = base
+        self.lr = checks.positive_float("lr", lr)
+        self.beta = checks.positive_float("beta", beta)
+        self.every = checks.positive_int("every", every)
+        self.params = [p for group in base.param_groups for p in group["params"] if p.requires_grad]
+        generator = checks.generator("generator", generator)
+        first = self.params[0]
+        where = generator.device if generator is not None else first.device
+        dim = sum(p.numel() for p in self.params)
+        v = torch.randn(dim, generator=generator, dtype=first.dtype, device=where).to(first.device)
+        self.v = v / v.norm()
+        self.eigenvalue = math.nan
+        self.steps = 0
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.base.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """One step on the minibatch loss ``closure()`` (recomputed here with a graph); returns the loss."""
+        if not callable(closure):
+            raise TypeError(f"closure must be callable, got {type(closure).__name__}")
+        curvature = self.steps % self.every == 0
+        self.steps += 1
+        with torch.enable_grad():
+            loss = _scalar(closure())
+            if not math.isfinite(float(loss.detach())):
+                raise FloatingPointError(
+                    f"the loss is {float(loss.detach())} at step {self.steps - 1}; training stopped"
+                )
+            grads = torch.autograd.grad(loss, self.params, create_graph=curvature)
+            g = torch.cat([t.reshape(-1) for t in grads])
+            if curvature:
+                hv = torch.cat([t.reshape(-1) for t in torch.autograd.grad(g @ self.v, self.params)])
+                lam = float(self.v @ hv)
+                v = self.v - self.beta * (hv - lam * self.v)
+                self.v, self.eigenvalue = v / v.norm(), lam
+        g = g.detach()
+        for p, t in zip(self.params, grads, strict=True):
+            p.grad = t.detach()
+        self.base.step()
+        if curvature and self.eigenvalue < 0:
+            step = (self.lr * float(g @ self.v)) * self.v
+            with torch.no_grad():
+                start = 0
+                for p in self.params:
+                    p.sub_(step[start : start + p.numel()].view_as(p))
+                    start += p.numel()
+        return loss.detach()

@@ -1,0 +1,270 @@
+"""dae_tutor.curvature against independent truth: full Hessians, finite differences, known spectra, eigh."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dae_tutor import curvature, nets, runtime
+
+torch.set_default_dtype(torch.float64)
+
+
+def small_problem(activation: str = "tanh", n: int = 60, sizes=(5, 8, 3), seed: int = 0):
+    """A small classifier, its data and the DatasetLoss of cross-entropy (d = 75 parameters)."""
+    gen = runtime.generator(seed)
+    model = nets.MLP(list(sizes), activation, seed=seed, dtype=torch.float64)
+    x = torch.randn(n, sizes[0], generator=gen)
+    y = torch.randint(sizes[-1], (n,), generator=gen)
+    return model, (x, y), curvature.DatasetLoss(model, F.cross_entropy, (x, y), chunk_size=17)
+
+
+def symmetric_with_spectrum(eigenvalues: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    d = eigenvalues.numel()
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=runtime.generator(seed)))
+    return (q * eigenvalues) @ q.T
+
+
+# ----------------------------------------------------------------------------- HVP
+
+
+@pytest.mark.parametrize("method", curvature.HVP_METHODS)
+def test_hvp_equals_full_hessian_product_single_and_batched(method):
+    model, _, loss = small_problem()
+    theta = curvature.flat_params(model)
+    H = curvature.full_hessian(loss, theta)
+    V = torch.randn(4, theta.numel(), generator=runtime.generator(1))
+    batched = curvature.hvp(loss, theta, V, method=method)
+    single = curvature.hvp(loss, theta, V[0], method=method)
+    scale = (V @ H).abs().max()
+    assert (batched - V @ H).abs().max() / scale < 1e-6  # float64 rounding is ~1e-15
+    assert (single - H @ V[0]).abs().max() / scale < 1e-6
+    assert batched.shape == V.shape and single.shape == V[0].shape
+
+
+def test_hvp_matches_central_finite_differences_of_the_gradient():
+    model, _, loss = small_problem()
+    theta = curvature.flat_params(model)
+    v = torch.randn(theta.numel(), generator=runtime.generator(2))
+    eps = 1e-5  # central differences: truncation O(eps^2 |g'''|) ~ 1e-10, rounding O(1e-16 / eps) ~ 1e-11
+    fd = (loss.gradient(theta + eps * v) - loss.gradient(theta - eps * v)) / (2 * eps)
+    exact = curvature.hvp(loss, theta, v)
+    assert (fd - exact).norm() / exact.norm() < 1e-4
+
+
+def test_hvp_bad_inputs_raise():
+    model, _, loss = small_problem()
+    theta = curvature.flat_params(model)
+    with pytest.raises(ValueError, match="NaN"):
+        curvature.hvp(loss, theta, torch.full_like(theta, math.nan))
+    with pytest.raises(ValueError, match="last dimension"):
+        curvature.hvp(loss, theta, theta[:-1])
+    with pytest.raises(ValueError, match="method"):
+        curvature.hvp(loss, theta, theta, method="fd")
+    with pytest.raises(ValueError, match="theta must have"):
+        loss.hvp(theta[:-1], theta[:-1])
+
+
+def test_chunked_dataset_hvp_equals_one_chunk_and_is_deterministic():
+    model, data, chunked = small_problem()
+    whole = curvature.DatasetLoss(model, F.cross_entropy, data, chunk_size=1000)
+    theta = curvature.flat_params(model)
+    v = torch.randn(theta.numel(), generator=runtime.generator(3))
+    assert torch.allclose(chunked.hvp(theta, v), whole.hvp(theta, v), rtol=0, atol=1e-12)
+    assert torch.allclose(chunked(theta), whole(theta), rtol=0, atol=1e-13)
+    assert torch.equal(chunked.hvp(theta, v), chunked.hvp(theta, v))  # app. 11.D: bit-identical
+
+
+def test_subset_is_fixed_and_of_the_requested_size():
+    model, data, _ = small_problem(n=100)
+    a = curvature.DatasetLoss(model, F.cross_entropy, data, subset=0.05, generator=runtime.generator(4))
+    b = curvature.DatasetLoss(model, F.cross_entropy, data, subset=0.05, generator=runtime.generator(4))
+    assert a.n == 5 and torch.equal(a.inputs, b.inputs)
+
+
+# ----------------------------------------------------------------------------- Lanczos
+
+
+SPECTRA = {
+    # well separated, indefinite: a few large positive, a bulk near 0, a few negative
+    "indefinite": torch.cat(
+        [torch.linspace(-2.0, -0.5, 4), 0.01 * torch.linspace(-1, 1, 292), torch.linspace(1, 4, 4)]
+    ),
+    # clustered extremes: gaps of 1e-3 relative to a width of 2
+    "clustered": torch.cat(
+        [-1 - 1e-3 * torch.arange(6.0), torch.linspace(-0.5, 0.5, 288), 1 + 1e-3 * torch.arange(6.0)]
+    ),
+    # the thesis's shape: |lambda_min| << lambda_max
+    "lopsided": torch.cat(
+        [-0.05 - 0.01 * torch.arange(5.0), torch.linspace(-0.01, 0.2, 285), torch.linspace(2, 4, 10)]
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SPECTRA))
+@pytest.mark.parametrize("which", curvature.WHICH)
+def test_lanczos_finds_the_k_extreme_eigenvalues_of_a_known_spectrum(name, which):
+    spectrum = SPECTRA[name]
+    A = symmetric_with_spectrum(spectrum)
+    k = 5
+    result = curvature.lanczos(
+        lambda v: A @ v, A.shape[0], k, which, tol=1e-10, generator=runtime.generator(5)
+    )
+    expected = spectrum.sort(descending=which == "LA").values[:k]
+    assert torch.allclose(result.eigenvalues, expected, rtol=1e-8, atol=0), (result.eigenvalues, expected)
+    # Eigenvectors: orthonormal and A x = lambda x to the stopping tolerance.
+    X = result.eigenvectors
+    assert torch.allclose(X.T @ X, torch.eye(k), atol=1e-10)
+    assert (A @ X - X * result.eigenvalues).norm(dim=0).max() < 1e-8 * spectrum.abs().max()
+    assert k <= result.n_matvec <= A.shape[0] and len(result.history) == result.n_matvec - k + 1
+
+
+def test_spectral_shift_only_changes_the_stopping_test():
+    spectrum = SPECTRA["lopsided"]
+    A = symmetric_with_spectrum(spectrum)
+    runs = {
+        shift: curvature.lanczos(
+            lambda v: A @ v, 300, 3, "SA", tol=1e-6, shift=shift, generator=runtime.generator(5)
+        )
+        for shift in (None, "auto", 4.0)
+    }
+    expected = spectrum.sort().values[:3]
+    width = float(spectrum.max() - spectrum.min())
+    assert torch.allclose(runs[None].eigenvalues, expected, rtol=1e-6, atol=0)
+    for shift in ("auto", 4.0):  # accurate relative to the distance to the shift, and no slower
+        assert (runs[shift].eigenvalues - expected).abs().max() <= 1e-6 * width
+        assert runs[shift].n_matvec <= runs[None].n_matvec
+        # same start, same Krylov space: the Ritz values agree matvec by matvec
+        assert runs[shift].history == runs[None].history[: len(runs[shift].history)]
+
+
+def test_lanczos_reports_non_convergence():
+    A = symmetric_with_spectrum(SPECTRA["clustered"])
+    with pytest.raises(curvature.ConvergenceError, match="max_iter"):
+        curvature.lanczos(lambda v: A @ v, A.shape[0], 3, "SA", max_iter=10, generator=runtime.generator(0))
+
+
+def test_lanczos_bad_inputs_raise():
+    A = torch.eye(10)
+    with pytest.raises(ValueError, match="k must be < dim"):
+        curvature.lanczos(lambda v: A @ v, 10, 10)
+    with pytest.raises(ValueError, match="which"):
+        curvature.lanczos(lambda v: A @ v, 10, 2, "LM")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        curvature.lanczos(lambda v: v * math.nan, 10, 2)
+    with pytest.raises(ValueError, match="shape"):
+        curvature.lanczos(lambda v: v[:5], 10, 2)
+    with pytest.raises(TypeError, match="matvec"):
+        curvature.lanczos("not a function", 10, 2)
+    with pytest.raises(ValueError, match="shift"):
+        curvature.lanczos(lambda v: A @ v, 10, 2, shift="max")
+
+
+# ----------------------------------------------------------------------------- a model's Hessian
+
+
+def test_hessian_eigs_matches_eigh_of_the_full_hessian_of_a_relu_mlp():
+    model, data, loss = small_problem("relu", n=200, sizes=(6, 12, 4), seed=1)
+    theta = curvature.flat_params(model)
+    exact_values, exact_vectors = torch.linalg.eigh(curvature.full_hessian(loss, theta))
+    for which, k in (("LA", 6), ("SA", 3)):
+        result = curvature.hessian_eigs(model, F.cross_entropy, data, k, which, chunk_size=64)
+        d = exact_values.numel()
+        order = torch.arange(d - 1, d - k - 1, -1) if which == "LA" else torch.arange(k)
+        values, vectors = exact_values[order], exact_vectors[:, order]
+        assert torch.allclose(result.eigenvalues, values, rtol=1e-4, atol=0), (result.eigenvalues, values)
+        gaps = (exact_values[None, :] - values[:, None]).abs().sort(dim=1).values[:, 1]
+        cosines = (result.eigenvectors * vectors).sum(0).abs()
+        separated = gaps > 1e-3 * exact_values.abs().max()  # an eigenvector is defined only up to its gap
+        assert separated.any()
+        assert (torch.acos(cosines.clamp(max=1))[separated] < 1e-2).all(), cosines
+
+
+def test_hessian_eigs_restores_training_mode_and_checks_k():
+    model, data, _ = small_problem()
+    model.train()
+    curvature.hessian_eigs(model, F.cross_entropy, data, 2, "LA")
+    assert model.training
+    with pytest.raises(ValueError, match="k must be <"):
+        curvature.hessian_eigs(model, F.cross_entropy, data, 75, "LA")
+    with pytest.raises(ValueError, match="which"):
+        curvature.hessian_eigs(model, F.cross_entropy, data, 2, "XX")
+
+
+def test_full_hessian_refuses_large_models():
+    with pytest.raises(ValueError, match="full_hessian"):
+        curvature.full_hessian(lambda p: p.sum(), torch.zeros(curvature.MAX_FULL_HESSIAN_DIM + 1))
+
+
+# ----------------------------------------------------------------------------- line search
+
+
+def quadratic(A: torch.Tensor, b: torch.Tensor):
+    return lambda p: 0.5 * p @ A @ p + b @ p
+
+
+def test_line_search_on_a_quadratic_gives_alpha_star_one_over_lambda():
+    spectrum = torch.tensor([3.0, 1.5, 0.4, 0.05, -0.3, -1.0])
+    A = symmetric_with_spectrum(spectrum, seed=6)
+    b = torch.randn(6, generator=runtime.generator(7))
+    f = quadratic(A, b)
+    theta = torch.randn(6, generator=runtime.generator(8))
+    g = A @ theta + b
+    _, vectors = torch.linalg.eigh(A)
+    alphas = torch.cat([-torch.logspace(-3, 3, 120), torch.logspace(-3, 3, 120)])
+    for lam, v in zip(torch.linalg.eigvalsh(A), vectors.T, strict=True):
+        c = float(g @ v)
+        search = curvature.line_search_along(f, theta, c * v, alphas)
+        if lam > 0:  # eq. 11.2, exact on a quadratic; the parabola refinement removes the grid error
+            assert not search.at_edge
+            assert math.isclose(search.alpha_star, 1 / float(lam), rel_tol=1e-9), (search.alpha_star, lam)
+            assert math.isclose(search.best_decrease, -0.5 * c**2 / float(lam), rel_tol=1e-9)
+        else:  # unbounded below: the best step is at the end of the grid
+            assert search.at_edge and abs(search.alpha_star) == 1e3
+        model = curvature.quadratic_model(search.loss0, c, float(lam), search.alphas)
+        assert torch.allclose(model, search.losses, rtol=1e-10, atol=1e-10)
+
+
+def test_line_search_bad_inputs_raise():
+    f = quadratic(torch.eye(3), torch.zeros(3))
+    with pytest.raises(ValueError, match="direction"):
+        curvature.line_search_along(f, torch.zeros(3), torch.zeros(2), [0.1, 1, 2])
+    with pytest.raises(ValueError, match="at least 3"):
+        curvature.line_search_along(f, torch.zeros(3), torch.ones(3), [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        curvature.line_search_along(f, torch.zeros(3), torch.tensor([1.0, math.nan, 0]), [0.1, 1, 2])
+    with pytest.raises(ValueError, match="alphas"):
+        curvature.line_search_along(f, torch.zeros(3), torch.ones(3), [0.1, math.inf, 2])
+
+
+# ----------------------------------------------------------------------------- app. 11.E
+
+
+def test_negative_curvature_tracks_the_most_negative_eigenvector_of_a_quadratic():
+    spectrum = torch.cat([torch.tensor([-0.8, -0.2]), torch.linspace(0.1, 2.0, 18)])
+    A = symmetric_with_spectrum(spectrum, seed=9)
+    theta = torch.nn.Parameter(torch.randn(20, generator=runtime.generator(10)))
+    base = torch.optim.SGD([theta], lr=1e-4)
+    opt = curvature.NegativeCurvature(
+        base, lr=1e-3, beta=0.5 / float(spectrum.max() - spectrum.min()), generator=runtime.generator(11)
+    )
+    f = quadratic(A, torch.zeros(20))
+    losses = [float(opt.step(lambda: f(theta))) for _ in range(400)]
+    v_min = torch.linalg.eigh(A).eigenvectors[:, 0]
+    # Gradient descent on the Rayleigh quotient contracts the error by (1 - beta * gap) per step:
+    # (1 - 0.5 * 0.6 / 2.8)^400 ~ 1e-20, so only rounding is left.
+    assert math.isclose(opt.eigenvalue, -0.8, rel_tol=1e-6), opt.eigenvalue
+    assert abs(float(opt.v @ v_min)) > 1 - 1e-8
+    assert losses[-1] < losses[0]  # every step is a descent step on x^T A x / 2 for these small rates
+
+
+def test_negative_curvature_checks_its_arguments():
+    p = torch.nn.Parameter(torch.zeros(3))
+    with pytest.raises(TypeError, match="base"):
+        curvature.NegativeCurvature("sgd", lr=1.0, beta=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        curvature.NegativeCurvature(torch.optim.SGD([p], lr=0.1), lr=-1.0, beta=0.1)
+    opt = curvature.NegativeCurvature(torch.optim.SGD([p], lr=0.1), lr=1.0, beta=0.1)
+    with pytest.raises(FloatingPointError, match="loss"):
+        opt.step(lambda: (p * math.nan).sum())
