@@ -417,3 +417,9 @@ def simulate_issgd(
             importance_loss(_per_example_losses(loss_fn, model(x[idx]), y[idx]), scale).backward()
         opt.step()
     return hist
+
+
+if __name__ == "__main__":  # python -m dae_tutor.importance --workers N --store tcp|redis://HOST:PORT
+    from dae_tutor.distributed import main
+
+    main()
