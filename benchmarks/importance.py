@@ -81,13 +81,15 @@ def throughput_table(args: argparse.Namespace) -> dict[int, float]:
         res = distributed.run_distributed(model, x, y, workers=workers, steps=args.steps, progress=False)
         rates[workers] = res.examples_per_s
         base = rates.get(args.workers[0], res.examples_per_s)
-        age = res.log_age_median[-1]
-        print(f"{workers:>8}{res.examples_per_s:>12.0f}{res.examples_per_s / base:>13.2f}x{age:>27.1f}")
+        age = "-" if workers == 0 else f"{res.log_age_median[-1]:.1f}"
+        print(f"{workers:>8}{res.examples_per_s:>12.0f}{res.examples_per_s / base:>13.2f}x{age:>27}")
     return rates
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks importance", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks importance", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--inputs", type=int, default=3072, help="input size (SVHN: 3072)")
     parser.add_argument("--hidden", type=int, default=2048)
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
     runtime.set_threads()
-    print(f"cpu ({torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores), torch {torch.__version__}")
+    print(
+        f"cpu ({torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores), torch {torch.__version__}"
+    )
     out: dict[str, dict] = {"norms": norms_table(args)}
     if not args.skip_throughput:
         out["throughput"] = throughput_table(args)
