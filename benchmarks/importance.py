@@ -1,4 +1,4 @@
-"""Per-example gradient norms (Prop. 3 and ``torch.func``) vs a per-example backward loop; ISSGD master throughput.
+"""Per-example gradient norms (Prop. 3, ``torch.func``) vs a backward loop; ISSGD master throughput.
 
 Part 1: the norms ‖∇θ L_n‖ of a batch on the thesis's model (an MLP with 4 hidden layers of
 2048 ReLU units on 3072 inputs, 18.9M parameters, thesis L2535), three ways:
