@@ -1,6 +1,6 @@
 """Distributed ISSGD for real: one master, worker processes, a key-value store (thesis §7.4.2–7.4.3).
 
-Fig. 7.1 of {cite}`alain2018thesis`: the **master** trains by importance-sampled SGD
+Fig. 7.1 of the thesis (Alain, 2018): the **master** trains by importance-sampled SGD
 (:mod:`dae_tutor.importance`) and pushes its parameters to the **store** every
 ``push_every`` steps ("fire and forget", L2485); each **worker** (a separate OS process,
 ``torch.multiprocessing``) loops forever: fetch the newest parameters, compute the

@@ -1,6 +1,6 @@
 """Importance-sampling SGD (ISSGD): per-example gradient norms, the sampler, the variance.
 
-Thesis ch. 7 and app. 7.A {cite}`alain2018thesis`. With per-example gradients
+Thesis (Alain, 2018) ch. 7 and app. 7.A. With per-example gradients
 g_n = ∇θ L_n and the true gradient μ = (1/N) Σ g_n, a minibatch of M indices drawn
 i.i.d. with probabilities ω_n = ω̃_n / Σ ω̃ and the reweighted loss (§7.4.1)
 
@@ -346,6 +346,9 @@ class History:
     trace_stale: list[float] = field(default_factory=list)  # eq. 7.9 with the weights in use
     trace_uniform: list[float] = field(default_factory=list)  # eq. 7.8
     max_scale: list[float] = field(default_factory=list)  # largest mean(ω̃)/ω̃_i drawn since the last log
+    mean_grad_sq: list[float] = field(default_factory=list)  # ‖μ‖²
+    norms_now: list[torch.Tensor] = field(default_factory=list)  # ‖g_n‖ at the logged step
+    norms_old: list[torch.Tensor] = field(default_factory=list)  # the unsmoothed weights in use then
 
 
 def simulate_issgd(
@@ -386,10 +389,12 @@ def simulate_issgd(
     opt = torch.optim.SGD(params, lr=lr)
     hist = History()
     weights = torch.ones(x.shape[0], device=x.device)
+    old = weights
     max_scale = 1.0
     for step in tqdm(range(steps + 1), desc="ISSGD" if importance else "SGD", disable=not progress):
         if importance and step % refresh_every == 0:
             norms = per_example_grad_norms(model, loss_fn, x, y, method=method)
+            old = norms
             weights = smooth_weights(norms, smoothing * float(norms.mean()))
         if step % log_every == 0 or step == steps:
             norms = per_example_grad_norms(model, loss_fn, x, y, method=method)
@@ -407,6 +412,9 @@ def simulate_issgd(
             hist.trace_stale.append(trace_covariance(norms, weights, mean_grad_sq=mu_sq))
             hist.trace_uniform.append(trace_covariance(norms, mean_grad_sq=mu_sq))
             hist.max_scale.append(max_scale)
+            hist.mean_grad_sq.append(mu_sq)
+            hist.norms_now.append(norms.cpu())
+            hist.norms_old.append(old.cpu())
             max_scale = 1.0
         if step == steps:
             break
