@@ -28,6 +28,7 @@ the restarted worker rejoins from the newest parameters.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import itertools
 import math
@@ -456,13 +457,14 @@ def run_distributed(
         local_workers: how many of the ``workers`` ranks this process starts itself (default all);
             the others are started elsewhere with :func:`worker_main` (or the command line).
 
+    The master trains on the device of ``model`` and ``x``; the workers compute on CPU copies.
+
     Returns:
         a :class:`RunResult`; the master's full training loss before and after, its throughput
         (examples per second through the training loop), staleness, restarts.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     loss_fn = imp.loss_by_name(loss)
+    imp.check_batch(model, loss_fn, x, y)
     workers = checks.positive_int("workers", workers, minimum=0)
     mode = checks.one_of("mode", mode, MODES)
     if mode == "exact" and workers == 0:
@@ -547,10 +549,24 @@ def run_distributed(
     start = time.perf_counter()
     try:
         push(0)
-        model_cpu = model  # workers get a copy (fork / pickling)
+        # The workers get CPU copies (through fork or pickling); the master trains wherever model lives.
+        model_cpu, x_cpu, y_cpu = copy.deepcopy(model).cpu(), x.cpu(), y.cpu()
 
         def worker_args(rank: int) -> tuple:
-            return (rank, workers, url, prefix, model_cpu, loss, x, y, bounds, mode, timeout, os.getpid())
+            return (
+                rank,
+                workers,
+                url,
+                prefix,
+                model_cpu,
+                loss,
+                x_cpu,
+                y_cpu,
+                bounds,
+                mode,
+                timeout,
+                os.getpid(),
+            )
 
         pool = _Workers(local_workers, worker_args, start_method, max_restarts)
         weights = sampling_weights()
@@ -567,7 +583,7 @@ def run_distributed(
                 pool.check(step, restart)
                 weights = sampling_weights()
             tick = time.perf_counter()
-            idx, scale = imp.importance_minibatch(weights, minibatch, gen)
+            idx, scale = (t.to(x.device) for t in imp.importance_minibatch(weights, minibatch, gen))
             opt.zero_grad(set_to_none=True)
             batch_loss = imp.importance_loss(loss_fn(model(x[idx]), y[idx]), scale)
             batch_loss.backward()

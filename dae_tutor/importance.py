@@ -71,7 +71,8 @@ def loss_by_name(name: str) -> LossFn:
 # ----------------------------------------------------------------------------- per-example norms
 
 
-def _check_batch(model: object, loss_fn: object, x: object, y: object) -> None:
+def check_batch(model: object, loss_fn: object, x: object, y: object) -> None:
+    """Raise ``TypeError``/``ValueError`` unless (model, loss_fn, x, y) is a usable labelled batch."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -189,7 +190,7 @@ def per_example_grad_norms(
     Returns:
         Tensor (N,) on ``x``'s device, detached.
     """
-    _check_batch(model, loss_fn, x, y)
+    check_batch(model, loss_fn, x, y)
     method = checks.one_of("method", method, METHODS)
     if method == "fc":
         sq = _fc_norms(model, loss_fn, x, y)
@@ -208,7 +209,7 @@ def per_example_grad_norms(
 
 def per_example_grads(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The per-example gradients g_n as rows of an (N, d) matrix (``torch.func``; small models only)."""
-    _check_batch(model, loss_fn, x, y)
+    check_batch(model, loss_fn, x, y)
     grads = _vmap_grads(model, loss_fn, x, y)(0, x.shape[0])
     return torch.cat([g.flatten(1) for g in grads.values()], dim=1).detach()
 
@@ -222,7 +223,7 @@ def last_layer_grad_norms(
     ‖softmax(z) − e_y‖. Proportional to the exact norms only in special cases; its variance
     is judged with :func:`trace_covariance`.
     """
-    _check_batch(model, loss_fn, x, y)
+    check_batch(model, loss_fn, x, y)
     with torch.enable_grad():
         out = model(x).detach().requires_grad_(True)
         (delta,) = torch.autograd.grad(_per_example_losses(loss_fn, out, y).sum(), out)
@@ -326,7 +327,7 @@ def entropy(weights: torch.Tensor) -> float:
 
 def flat_grad(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """μ = ∇θ (1/N) Σ_n L_n on the batch, flattened (the "true gradient" g_TRUE)."""
-    _check_batch(model, loss_fn, x, y)
+    check_batch(model, loss_fn, x, y)
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
         loss = _per_example_losses(loss_fn, model(x), y).mean()
@@ -377,7 +378,7 @@ def simulate_issgd(
     With ``importance=False`` the same loop draws uniform minibatches (plain SGD), still
     logging the traces. Raises ``FloatingPointError`` if the loss becomes NaN or infinite.
     """
-    _check_batch(model, loss_fn, x, y)
+    check_batch(model, loss_fn, x, y)
     steps = checks.positive_int("steps", steps)
     lr = checks.positive_float("lr", lr)
     refresh_every = checks.positive_int("refresh_every", refresh_every)

@@ -1,14 +1,17 @@
 """dae_tutor.distributed: real master/worker ISSGD runs over TCPStore and Redis, faults, timeouts."""
 
+import copy
 import itertools
 import os
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 from dae_tutor import distributed as dist
 from dae_tutor import importance as imp
@@ -169,3 +172,45 @@ def test_shards_cover_every_example_once():
     bounds = dist.shard_bounds(1003, 7)
     assert bounds[0][0] == 0 and bounds[-1][1] == 1003
     assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_worker_started_elsewhere_joins_by_address_and_run_name():
+    """What a worker on another machine does: only the store URL and the run name are shared."""
+    model, x, y = _problem()
+    url = f"tcp://127.0.0.1:{_free_port()}"
+    bounds = dist.shard_bounds(len(y), dist.default_shards(len(y), 2))
+    remote = mp.get_context("fork").Process(
+        target=dist.worker_main,
+        args=(1, 2, url, "issgd/remote-test/", copy.deepcopy(model), "cross_entropy", x, y, bounds),
+    )
+    remote.start()
+    try:
+        res = dist.run_distributed(
+            model,
+            x,
+            y,
+            workers=2,
+            local_workers=1,
+            store=url,
+            run_name="remote-test",
+            steps=400,
+            progress=False,
+        )
+    finally:
+        remote.join(15)
+    assert remote.exitcode == 0  # it saw the master's stop key and left
+    _check_trained(res)
+    assert set(res.updates_per_rank) == {0, 1}
+
+
+def test_command_line_prints_progress(capsys):
+    res = dist.main(["--workers", "1", "--steps", "100", "--examples", "500", "--hidden", "32"])
+    out = capsys.readouterr().out
+    assert "step      0" in out and "done: 100 steps, 1 workers" in out
+    assert res.final_loss < res.initial_loss
