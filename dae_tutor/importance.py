@@ -272,7 +272,8 @@ def importance_minibatch(
 
 def importance_loss(per_example_losses: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """(1/M) Σ_m scale_m · L(x_{i_m}): the reweighted minibatch loss of thesis §7.4.1."""
-    checks.tensor("per_example_losses", per_example_losses, ndim=1)
+    # NaN/inf losses are a training failure, which the training loops report as FloatingPointError.
+    checks.tensor("per_example_losses", per_example_losses, ndim=1, finite=False)
     checks.tensor("scale", scale, ndim=1)
     if scale.shape != per_example_losses.shape:
         raise ValueError(f"scale must have shape {tuple(per_example_losses.shape)}, got {tuple(scale.shape)}")
@@ -376,7 +377,8 @@ def simulate_issgd(
     they are up to ``refresh_every − 1`` steps stale; ``refresh_every=1`` is the oracle of
     §7.4.1. ``smoothing`` is c relative to the mean norm (c = κ · mean ‖g‖, app. 7.A.5).
     With ``importance=False`` the same loop draws uniform minibatches (plain SGD), still
-    logging the traces. Raises ``FloatingPointError`` if the loss becomes NaN or infinite.
+    logging the traces. Raises ``FloatingPointError`` as soon as a minibatch loss or a
+    gradient norm is NaN or infinite.
     """
     check_batch(model, loss_fn, x, y)
     steps = checks.positive_int("steps", steps)
@@ -393,19 +395,23 @@ def simulate_issgd(
     old = weights
     max_scale = 1.0
     for step in tqdm(range(steps + 1), desc="ISSGD" if importance else "SGD", disable=not progress):
-        if importance and step % refresh_every == 0:
+        refresh, log = importance and step % refresh_every == 0, step % log_every == 0 or step == steps
+        if refresh or log:
             norms = per_example_grad_norms(model, loss_fn, x, y, method=method)
+            if not bool(torch.isfinite(norms).all()):
+                raise FloatingPointError(
+                    f"simulate_issgd: per-example gradient norms are not finite at step {step}; "
+                    "training stopped (try a smaller learning rate)"
+                )
+        if refresh:
             old = norms
             weights = smooth_weights(norms, smoothing * float(norms.mean()))
-        if step % log_every == 0 or step == steps:
-            norms = per_example_grad_norms(model, loss_fn, x, y, method=method)
+        if log:
             mu_sq = float(flat_grad(model, loss_fn, x, y).double().pow(2).sum())
             with torch.no_grad():
                 out = model(x)
                 loss = float(_per_example_losses(loss_fn, out, y).mean())
                 err = float((out.argmax(1) != y).double().mean()) if y.dtype == torch.long else math.nan
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"simulate_issgd: loss {loss} at step {step}; training stopped")
             hist.step.append(step)
             hist.loss.append(loss)
             hist.error.append(err)
@@ -423,7 +429,13 @@ def simulate_issgd(
         max_scale = max(max_scale, float(scale.max()))
         opt.zero_grad(set_to_none=True)
         with torch.enable_grad():
-            importance_loss(_per_example_losses(loss_fn, model(x[idx]), y[idx]), scale).backward()
+            batch_loss = importance_loss(_per_example_losses(loss_fn, model(x[idx]), y[idx]), scale)
+            value = float(batch_loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"simulate_issgd: minibatch loss {value} at step {step}; training stopped"
+                )
+            batch_loss.backward()
         opt.step()
     return hist
 

@@ -214,3 +214,9 @@ def test_command_line_prints_progress(capsys):
     out = capsys.readouterr().out
     assert "step      0" in out and "done: 100 steps, 1 workers" in out
     assert res.final_loss < res.initial_loss
+
+
+def test_divergence_stops_the_master_and_its_workers():
+    model, x, y = _problem()
+    with pytest.raises(FloatingPointError, match="minibatch loss"):
+        dist.run_distributed(model, x, y, workers=2, steps=200, lr=1e30, progress=False)

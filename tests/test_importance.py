@@ -167,6 +167,15 @@ def test_simulation_with_importance_trains_and_orders_the_traces():
     assert all(i <= s + 1e-9 for i, s in zip(hist.trace_ideal, hist.trace_stale, strict=True))
 
 
+def test_simulation_stops_on_divergence():
+    model = _mlp(dtype=torch.float32)
+    x, y = _data(50, (6,))
+    with pytest.raises(FloatingPointError, match="training stopped"):
+        imp.simulate_issgd(
+            model, imp.cross_entropy, x.float(), y, steps=50, lr=1e30, generator=runtime.generator(0)
+        )
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
