@@ -301,11 +301,15 @@ def worker_main(
     ``timeout`` seconds). Module-level, so that it also works with the ``spawn`` start method
     and on another machine (``model``, ``x``, ``y`` must match the master's).
     """
+    n_workers = checks.positive_int("n_workers", n_workers)
+    if not 0 <= checks.positive_int("rank", rank, minimum=0) < min(n_workers, len(bounds)):
+        raise ValueError(f"rank must be in [0, {min(n_workers, len(bounds))}), got {rank}")
     runtime.set_threads(1)
-    store = connect(url, timeout=timeout, prefix=prefix)
     loss_fn = imp.loss_by_name(loss)
-    method = "fc" if all(isinstance(m, nn.Linear) for m in model.modules() if m._parameters) else "vmap"
+    owners = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    method = "fc" if all(isinstance(m, nn.Linear) for m in owners) else "vmap"
     mine = list(range(rank, len(bounds), n_workers))
+    store = connect(url, timeout=timeout, prefix=prefix)
     dtype = next(model.parameters()).dtype
     seen = -1
     k = 0

@@ -166,6 +166,10 @@ def test_bad_run_arguments_raise():
         dist.run_distributed(model, x, y, store="carrier-pigeon", progress=False)
     with pytest.raises(ValueError, match="workers"):
         dist.run_distributed(model, x, y, workers=-1, progress=False)
+    with pytest.raises(ValueError, match="rank"):
+        dist.worker_main(
+            2, 2, "tcp://127.0.0.1:1", "p/", model, "cross_entropy", x, y, dist.shard_bounds(50, 4)
+        )
 
 
 def test_shards_cover_every_example_once():
