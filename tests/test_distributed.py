@@ -97,12 +97,12 @@ def test_a_worker_killed_by_sigkill_is_restarted_and_training_finishes():
     killed = []
 
     def kill_one(step, info):
-        if step == 100 and not killed:
+        if step == 50 and not killed:
             os.kill(info["pids"][0], signal.SIGKILL)
             killed.append(info["pids"][0])
 
     res = dist.run_distributed(
-        model, x, y, workers=2, steps=600, log_every=50, read_every=5, callback=kill_one, progress=False
+        model, x, y, workers=2, steps=1000, log_every=50, read_every=5, callback=kill_one, progress=False
     )
     _check_trained(res)
     assert killed and [(rank, code) for _, rank, code in res.restarts] == [(0, -signal.SIGKILL)]
