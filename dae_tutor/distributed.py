@@ -711,6 +711,7 @@ def main(argv: list[str] | None = None) -> RunResult | None:
     print(
         f"done: {res.steps} steps, {res.workers} workers ({res.mode}, {res.store}) in {res.wall_s:.1f} s; "
         f"full training loss {res.initial_loss:.4f} -> {res.final_loss:.4f}; "
-        f"master {res.examples_per_s:.0f} examples/s; worker restarts {len(res.restarts)}"
+        f"master {res.examples_per_s:.0f} examples/s; worker restarts {len(res.restarts)}; "
+        f"shard updates received per worker rank {dict(sorted(res.updates_per_rank.items()))}"
     )
     return res
