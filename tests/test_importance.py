@@ -1,0 +1,214 @@
+"""dae_tutor.importance: per-example norms three ways, the unbiased sampler, eq. 7.6–7.9."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dae_tutor import importance as imp
+from dae_tutor import runtime
+
+
+def _mlp(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 4)).to(dtype)
+
+
+def _conv() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 3 * 3, 4)
+    ).double()
+
+
+def _data(n: int, shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = runtime.generator(seed)
+    return torch.randn(n, *shape, generator=g, dtype=torch.float64), torch.randint(0, 4, (n,), generator=g)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_three_methods_agree_on_mlp(dtype):
+    model = _mlp(dtype=dtype)
+    x, y = _data(40, (6,))
+    x = x.to(dtype)
+    ref = imp.per_example_grad_norms(model, imp.cross_entropy, x, y, method="loop")
+    for method in ("fc", "vmap"):
+        got = imp.per_example_grad_norms(model, imp.cross_entropy, x, y, method=method)
+        # float32 round-off on ~200 parameters is ~1e-7 relative: 1e-5 leaves a wide margin.
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-7)
+
+
+def test_fc_without_bias_and_with_mse():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(5, 7, bias=False), nn.Sigmoid(), nn.Linear(7, 3)).double()
+    x, _ = _data(20, (5,))
+    target = torch.randn(20, 3, dtype=torch.float64)
+    ref = imp.per_example_grad_norms(model, imp.mse, x, target, method="loop")
+    torch.testing.assert_close(imp.per_example_grad_norms(model, imp.mse, x, target, method="fc"), ref)
+
+
+def test_vmap_and_loop_agree_on_conv_and_fc_refuses_it():
+    model = _conv()
+    x, y = _data(12, (1, 8, 8))
+    ref = imp.per_example_grad_norms(model, imp.cross_entropy, x, y, method="loop")
+    got = imp.per_example_grad_norms(model, imp.cross_entropy, x, y, method="vmap")
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"nn\.Linear"):
+        imp.per_example_grad_norms(model, imp.cross_entropy, x, y, method="fc")
+
+
+def test_vmap_chunks_give_the_same_norms(monkeypatch):
+    model = _mlp()
+    x, y = _data(30, (6,))
+    whole = imp.per_example_grad_norms(model, imp.cross_entropy, x, y, method="vmap")
+    monkeypatch.setattr(imp, "VMAP_BUDGET", 1)  # one example per chunk
+    chunked = imp.per_example_grad_norms(model, imp.cross_entropy, x, y, method="vmap")
+    torch.testing.assert_close(chunked, whole)
+
+
+def test_per_example_grads_rows_sum_to_the_batch_gradient():
+    model = _mlp()
+    x, y = _data(25, (6,))
+    g = imp.per_example_grads(model, imp.cross_entropy, x, y)
+    torch.testing.assert_close(g.mean(0), imp.flat_grad(model, imp.cross_entropy, x, y))
+    torch.testing.assert_close(g.norm(dim=1), imp.per_example_grad_norms(model, imp.cross_entropy, x, y))
+
+
+def test_last_layer_norm_is_softmax_minus_onehot():
+    model = _mlp()
+    x, y = _data(10, (6,))
+    with torch.no_grad():
+        p = torch.softmax(model(x), 1)
+    expect = (p - nn.functional.one_hot(y, 4)).norm(dim=1)
+    torch.testing.assert_close(imp.last_layer_grad_norms(model, imp.cross_entropy, x, y), expect)
+
+
+def test_importance_sampled_gradient_is_unbiased():
+    """Mean of 2,000 IS minibatch gradients within 4 standard errors of μ, every coordinate.
+
+    With ~200 coordinates and Gaussian means, P(some |z| > 4) ≈ 200 · 6.3e-5 ≈ 1 %; the seed is fixed.
+    """
+    model = _mlp()
+    x, y = _data(50, (6,))
+    weights = imp.per_example_grad_norms(_mlp(seed=7), imp.cross_entropy, x, y) + 0.01  # stale, unequal
+    gen = runtime.generator(0)
+    params = list(model.parameters())
+    draws = []
+    for _ in range(2000):
+        idx, scale = imp.importance_minibatch(weights, 8, gen)
+        loss = imp.importance_loss(imp.cross_entropy(model(x[idx]), y[idx]), scale)
+        draws.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]))
+    draws = torch.stack(draws)
+    mu = imp.flat_grad(model, imp.cross_entropy, x, y)
+    se = draws.std(0) / np.sqrt(len(draws))
+    assert bool(((draws.mean(0) - mu).abs() <= 4 * se + 1e-12).all())
+    # and uniform weights give scale 1 exactly (the §7.4.1 sanity check)
+    _, scale = imp.importance_minibatch(torch.full((50,), 3.0), 8, gen)
+    assert torch.equal(scale, torch.ones(8))
+
+
+def _enumerated_trace(grads: np.ndarray, w: np.ndarray) -> float:
+    """Exact Tr Cov of ĝ = mean(w)/w_i · g_i, i ~ w/Σw, by enumerating the N outcomes."""
+    p = w / w.sum()
+    est = (w.mean() / w)[:, None] * grads
+    mu = grads.mean(0)
+    return float((p * ((est - mu) ** 2).sum(1)).sum())
+
+
+def test_trace_formula_matches_enumeration_and_q_star_is_smallest():
+    model = _mlp()
+    x, y = _data(30, (6,))
+    grads = imp.per_example_grads(model, imp.cross_entropy, x, y).numpy()
+    norms = torch.from_numpy(np.linalg.norm(grads, axis=1))
+    mu_sq = float((grads.mean(0) ** 2).sum())
+    ideal = imp.trace_covariance(norms, norms, mean_grad_sq=mu_sq)
+    assert ideal == pytest.approx(_enumerated_trace(grads, norms.numpy()), rel=1e-10)
+    assert ideal == pytest.approx(float(norms.mean() ** 2) - mu_sq, rel=1e-10)  # eq. 7.7
+    uniform = imp.trace_covariance(norms, mean_grad_sq=mu_sq)
+    assert uniform == pytest.approx(_enumerated_trace(grads, np.ones(30)), rel=1e-10)  # eq. 7.8
+    assert imp.trace_covariance(norms, mean_grad_sq=mu_sq, minibatch=4) == pytest.approx(uniform / 4)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        q = torch.from_numpy(rng.uniform(0.01, 1.0, 30))
+        tr = imp.trace_covariance(norms, q, mean_grad_sq=mu_sq)
+        assert tr == pytest.approx(_enumerated_trace(grads, q.numpy()), rel=1e-10)
+        assert ideal <= tr + 1e-12  # Theorem 1
+        assert ideal <= imp.trace_covariance(norms, norms + q, mean_grad_sq=mu_sq) + 1e-12
+
+
+def test_smoothing_tends_to_sgd_and_raises_entropy():
+    norms = torch.linspace(0.1, 5.0, 40, dtype=torch.float64)
+    uniform = imp.trace_covariance(norms)
+    assert imp.trace_covariance(norms, imp.smooth_weights(norms, 1e12)) == pytest.approx(uniform, rel=1e-6)
+    entropies = [imp.entropy(imp.smooth_weights(norms, c)) for c in (0.0, 0.1, 1.0, 10.0, 1e6)]
+    assert all(a <= b for a, b in itertools.pairwise(entropies))
+    assert entropies[-1] == pytest.approx(np.log(40), rel=1e-6)
+
+
+def test_simulation_with_importance_trains_and_orders_the_traces():
+    model = _mlp(dtype=torch.float32)
+    x, y = _data(200, (6,))
+    x = x.float()
+    hist = imp.simulate_issgd(
+        model,
+        imp.cross_entropy,
+        x,
+        y,
+        steps=150,
+        lr=0.1,
+        refresh_every=10,
+        log_every=50,
+        generator=runtime.generator(0),
+    )
+    assert hist.step == [0, 50, 100, 150]
+    assert hist.loss[-1] < hist.loss[0]
+    assert all(i <= s + 1e-9 for i, s in zip(hist.trace_ideal, hist.trace_stale, strict=True))
+
+
+def test_simulation_stops_on_divergence():
+    model = _mlp(dtype=torch.float32)
+    x, y = _data(50, (6,))
+    with pytest.raises(FloatingPointError, match="training stopped"):
+        imp.simulate_issgd(
+            model, imp.cross_entropy, x.float(), y, steps=50, lr=1e30, generator=runtime.generator(0)
+        )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: imp.importance_minibatch(torch.tensor([1.0, -1.0]), 2), ValueError, "weights must be >= 0"),
+        (lambda: imp.importance_minibatch(torch.zeros(3), 2), ValueError, "all zero"),
+        (lambda: imp.importance_minibatch(torch.ones(3), 0), ValueError, "minibatch"),
+        (lambda: imp.importance_minibatch(torch.ones(3), 2.5), TypeError, "minibatch"),
+        (lambda: imp.importance_minibatch(torch.tensor([1.0, float("nan")]), 2), ValueError, "NaN"),
+        (lambda: imp.smooth_weights(torch.ones(3), -1.0), ValueError, "c must"),
+        (lambda: imp.trace_covariance(torch.ones(3), torch.tensor([1.0, 0.0, 1.0])), ValueError, "cover"),
+        (lambda: imp.trace_covariance(torch.ones(3), minibatch=0), ValueError, "minibatch"),
+        (lambda: imp.trace_covariance(torch.ones(3), torch.ones(4)), ValueError, "shape"),
+        (lambda: imp.importance_loss(torch.ones(3), torch.ones(2)), ValueError, "scale"),
+        (lambda: imp.loss_by_name("hinge"), ValueError, "loss"),
+    ],
+)
+def test_bad_inputs_raise(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_bad_batches_raise():
+    model = _mlp()
+    x, y = _data(5, (6,))
+    with pytest.raises(ValueError, match="method"):
+        imp.per_example_grad_norms(model, imp.cross_entropy, x, y, method="magic")
+    with pytest.raises(TypeError, match="model"):
+        imp.per_example_grad_norms("model", imp.cross_entropy, x, y)
+    with pytest.raises(ValueError, match="one entry per example"):
+        imp.per_example_grad_norms(model, imp.cross_entropy, x, y[:3])
+    with pytest.raises(ValueError, match="one loss per example"):
+        imp.per_example_grad_norms(model, lambda o, t: imp.cross_entropy(o, t).mean(), x, y)
+    shared = nn.Linear(4, 4).double()
+    twice = nn.Sequential(shared, nn.ReLU(), shared)
+    with pytest.raises(ValueError, match="called twice"):
+        imp.per_example_grad_norms(twice, imp.cross_entropy, torch.randn(3, 4, dtype=torch.float64), y[:3])
