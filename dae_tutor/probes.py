@@ -336,9 +336,9 @@ def fit_probes(
     one backward pass, one Adam optimiser, which is per-coordinate, so each probe moves exactly as it
     would alone (each layer has its own parameter group). After every epoch each probe is scored on
     ``valid`` (its mean cross-entropy; without ``valid``, its training objective): a layer keeps its
-    best epoch, halves its learning rate after every epoch that made its score worse, and leaves the
-    joint problem after ``patience`` epochs in a row without a relative improvement of :data:`TOLERANCE`; training
-    stops when every layer has left, or after ``epochs`` epochs.
+    best epoch, halves its learning rate after every epoch that made its score worse, and leaves
+    the joint problem after ``patience`` epochs in a row without a relative improvement of
+    :data:`TOLERANCE`; training stops when every layer has left, or after ``epochs`` epochs.
 
     Args:
         features: ``{layer: (n, ...)}`` floating tensors (flattened), all on the labels' device.
