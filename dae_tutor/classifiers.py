@@ -1,0 +1,277 @@
+"""Image classifiers with named layers, for probing (thesis ch. 9).
+
+Every layer a probe may read is a named sub-module, so that :func:`dae_tutor.probes.capture` finds it
+by name; ``probe_layers`` lists them in depth order. Parameters use PyTorch's default initialisation,
+drawn from an explicit ``seed`` (torch's global generator is forked, never advanced).
+
+* :class:`MnistConvNet`: the ``tensorflow/models`` MNIST tutorial model of §9.3.5 (Fig. 9.2): two
+  5×5 convolutions (32, 64 channels), ReLU and 2×2 max-pooling after each, a 512-unit ReLU layer and
+  the 10 logits; probes on each side of every convolution, activation and pooling.
+* :class:`DeepMLP`: ``depth`` fully-connected ReLU layers of ``width`` units, optionally with the long
+  skip connection of §9.5.1 (Fig. 9.6): the output of layer ``skip_from`` is added to the output of
+  layer ``skip_to``.
+* :class:`SmallResNet`: a three-stage residual network (basic blocks, batch norm) for §9.4.1.
+* :func:`fit_classifier`: cross-entropy training by :func:`dae_tutor.train.train_loop` on shuffled
+  minibatches, keeping copies of the weights at chosen steps (for probes during training).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dae_tutor import checks, runtime, train
+
+
+def _seeded(seed: int, build: Callable[[], None]) -> None:
+    """Run ``build`` (it creates layers) with torch's global generator seeded by ``seed``, then restored."""
+    seed = checks.positive_int("seed", seed, minimum=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        build()
+
+
+def _images(x: torch.Tensor, channels: int = 1, side: int = 28) -> torch.Tensor:
+    """(n, side²) or (n, channels, side, side) inputs as images."""
+    checks.tensor("x", x)
+    if x.dim() == 2 and x.shape[1] == channels * side * side:
+        return x.reshape(-1, channels, side, side)
+    if x.dim() == 4 and tuple(x.shape[1:]) == (channels, side, side):
+        return x
+    raise ValueError(
+        f"x must be (n, {channels * side * side}) or (n, {channels}, {side}, {side}), got {tuple(x.shape)}"
+    )
+
+
+class MnistConvNet(nn.Module):
+    """conv 5×5 (32) → ReLU → max-pool → conv 5×5 (64) → ReLU → max-pool → fc (512) → ReLU → fc (10).
+
+    The model of thesis §9.3.5 (tensorflow/models ``image/mnist/convolutional.py``; 1,663,370
+    parameters with the default sizes). Takes (n, 784) or (n, 1, 28, 28) pixels, returns (n, 10) logits.
+    """
+
+    probe_layers = (
+        "input",
+        "conv1_preact",
+        "conv1_postact",
+        "conv1_postpool",
+        "conv2_preact",
+        "conv2_postact",
+        "conv2_postpool",
+        "fc1_preact",
+        "fc1_postact",
+        "logits",
+    )
+
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 512, *, seed: int = 0) -> None:
+        super().__init__()
+        c1, c2 = (checks.positive_int(f"channels[{i}]", c) for i, c in enumerate(channels))
+        hidden = checks.positive_int("hidden", hidden)
+
+        def build() -> None:
+            self.input = nn.Identity()
+            self.conv1_preact = nn.Conv2d(1, c1, 5, padding=2)
+            self.conv1_postact = nn.ReLU()
+            self.conv1_postpool = nn.MaxPool2d(2)
+            self.conv2_preact = nn.Conv2d(c1, c2, 5, padding=2)
+            self.conv2_postact = nn.ReLU()
+            self.conv2_postpool = nn.MaxPool2d(2)
+            self.fc1_preact = nn.Linear(7 * 7 * c2, hidden)
+            self.fc1_postact = nn.ReLU()
+            self.logits = nn.Linear(hidden, 10)
+
+        _seeded(seed, build)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.input(_images(x))
+        h = self.conv1_postpool(self.conv1_postact(self.conv1_preact(h)))
+        h = self.conv2_postpool(self.conv2_postact(self.conv2_preact(h)))
+        return self.logits(self.fc1_postact(self.fc1_preact(h.flatten(1))))
+
+
+class DeepMLP(nn.Module):
+    """``depth`` layers h_k = ReLU(W_k h_{k−1} + b_k) of ``width`` units, then 10 logits (thesis §9.5.1).
+
+    With ``skip_to``, the long skip connection of Fig. 9.6a: h_{skip_to} = ReLU(W h_{skip_to−1} + b)
+    + h_{skip_from}, bypassing layers skip_from+1 … skip_to. The probe taps ``h0`` (the input),
+    ``h1`` … ``h{depth}`` (after the merge) and ``logits``.
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        width: int = 128,
+        *,
+        n_in: int = 784,
+        skip_from: int = 1,
+        skip_to: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.depth = checks.positive_int("depth", depth, minimum=2)
+        width = checks.positive_int("width", width)
+        n_in = checks.positive_int("n_in", n_in)
+        self.skip_from = checks.positive_int("skip_from", skip_from)
+        if skip_to is not None:
+            skip_to = checks.positive_int("skip_to", skip_to)
+            if not self.skip_from < skip_to <= self.depth:
+                raise ValueError(
+                    f"need skip_from < skip_to <= depth, got {self.skip_from}, {skip_to}, {depth}"
+                )
+        self.skip_to = skip_to
+        self.probe_layers = (*(f"h{k}" for k in range(self.depth + 1)), "logits")
+
+        def build() -> None:
+            self.layers = nn.ModuleList(
+                [nn.Linear(n_in if k == 0 else width, width) for k in range(self.depth)]
+            )
+            for k in range(self.depth + 1):
+                self.add_module(f"h{k}", nn.Identity())
+            self.logits = nn.Linear(width, 10)
+
+        _seeded(seed, build)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        checks.tensor("x", x, ndim=2)
+        h = self.get_submodule("h0")(x)
+        skip = None
+        for k, layer in enumerate(self.layers, start=1):
+            h = torch.relu(layer(h))
+            if k == self.skip_to:
+                h = h + skip
+            h = self.get_submodule(f"h{k}")(h)
+            if k == self.skip_from:
+                skip = h
+        return self.logits(h)
+
+
+class _Block(nn.Module):
+    """A basic residual block: ReLU(x' + BN(conv(ReLU(BN(conv(x)))))), x' = x or a strided 1×1 projection."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(self.shortcut(x) + r)
+
+
+class SmallResNet(nn.Module):
+    """A ResNet for 28×28 grey images: a 3×3 stem, three stages of ``blocks`` basic blocks with
+    ``channels`` channels (the 2nd and 3rd halve the resolution), global average pooling, 10 logits.
+
+    The probe taps are ``input``, ``stem`` and ``add_1`` … ``add_{3·blocks}`` (each block's output,
+    after the residual addition, named as in the thesis's ResNet-50 table), then ``logits``.
+    """
+
+    def __init__(
+        self, channels: tuple[int, int, int] = (16, 32, 64), blocks: int = 2, *, seed: int = 0
+    ) -> None:
+        super().__init__()
+        widths = [checks.positive_int(f"channels[{i}]", c) for i, c in enumerate(channels)]
+        if len(widths) != 3:
+            raise ValueError(f"channels must hold 3 stage widths, got {channels}")
+        blocks = checks.positive_int("blocks", blocks)
+        self.probe_layers = ("input", "stem", *(f"add_{k + 1}" for k in range(3 * blocks)), "logits")
+
+        def build() -> None:
+            self.input = nn.Identity()
+            self.stem = nn.Sequential(
+                nn.Conv2d(1, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+            )
+            c_in, k = widths[0], 0
+            for stage, c in enumerate(widths):
+                for b in range(blocks):
+                    k += 1
+                    self.add_module(f"add_{k}", _Block(c_in, c, 2 if stage > 0 and b == 0 else 1))
+                    c_in = c
+            self.logits = nn.Linear(widths[-1], 10)
+
+        _seeded(seed, build)
+        self.n_blocks = 3 * blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(self.input(_images(x)))
+        for k in range(1, self.n_blocks + 1):
+            h = self.get_submodule(f"add_{k}")(h)
+        return self.logits(h.mean((2, 3)))
+
+
+def fit_classifier(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    lr: float | None = None,
+    seed: int = 0,
+    snapshot_steps: Sequence[int] = (),
+    optimizer_options: dict | None = None,
+    progress: bool = True,
+) -> tuple[list[float], dict[int, dict[str, torch.Tensor]]]:
+    """Train ``model`` (in train mode) on the mean cross-entropy of shuffled minibatches of (x, y).
+
+    Each epoch visits every example once, in an order drawn from ``seed``; the last partial batch is
+    dropped. Returns the loss history (one value per step) and ``{step: state_dict}`` copies of the
+    weights after ``step`` updates for every step in ``snapshot_steps`` (0 = before training).
+    NaN losses stop training with :class:`dae_tutor.train.DivergenceError`.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    x = checks.tensor("x", x)
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must be a 1-d tensor of {x.shape[0]} labels")
+    epochs = checks.positive_int("epochs", epochs)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    if batch_size > x.shape[0]:
+        raise ValueError(f"batch_size must be <= the number of examples {x.shape[0]}, got {batch_size}")
+    per_epoch = x.shape[0] // batch_size
+    steps = epochs * per_epoch
+    wanted = sorted({checks.positive_int("snapshot_steps", s, minimum=0) for s in snapshot_steps})
+    if wanted and wanted[-1] > steps:
+        raise ValueError(f"snapshot_steps must be <= the {steps} training steps, got {wanted[-1]}")
+    gen = runtime.generator(seed, x.device)
+    order = torch.empty(0, dtype=torch.long)
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    step = 0
+
+    def loss_fn() -> torch.Tensor:
+        nonlocal order, step
+        if step in wanted and step not in snapshots:
+            snapshots[step] = copy.deepcopy(model.state_dict())
+        k = step % per_epoch
+        if k == 0:
+            order = torch.randperm(x.shape[0], generator=gen, device=x.device)
+        idx = order[k * batch_size : (k + 1) * batch_size]
+        step += 1
+        return F.cross_entropy(model(x[idx]), y[idx])
+
+    model.train()
+    history = train.train_loop(
+        loss_fn,
+        model,
+        steps=steps,
+        optimizer=optimizer,
+        lr=lr,
+        progress=progress,
+        desc=f"training {type(model).__name__}",
+        optimizer_options=optimizer_options,
+    )
+    if steps in wanted:
+        snapshots[steps] = copy.deepcopy(model.state_dict())
+    return history, snapshots

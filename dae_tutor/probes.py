@@ -1,0 +1,507 @@
+"""Linear classifier probes (thesis ch. 9, Alain & Bengio 2017): measure how linearly separable the
+features of every layer are, without touching the model.
+
+A probe on layer k is a softmax-linear classifier of that layer's features h_k (thesis §9.3.2,
+L2948–2958)::
+
+    f_k(h_k) = softmax(W_k h_k + b_k),   trained on  (1/n) Σ_i CE(f_k(h_k,i), y_i) + (λ/2)‖W_k‖².
+
+The problem is convex in (W_k, b_k) (L2964), so the probe's optimum is well defined; the probe
+never sends gradients back into the model (the "diode" of app. 9.A): features are captured by
+forward hooks and detached.
+
+* :func:`capture` runs a model on inputs and returns the (detached) outputs of named sub-modules;
+  :func:`tap` is the same hooks as a context manager around the caller's own forward passes.
+* :func:`fit_probes` trains the probes of *all* layers at once: one loss (the sum of the per-layer
+  losses, which are independent), one backward pass, one Adam optimiser over every probe's
+  parameters (per-coordinate, so each probe follows exactly the path it would follow alone), and
+  early stopping on a validation split kept per layer (§9.3.3).
+* :class:`RandomSubset` and :class:`Pool2d` reduce wide layers (§9.3.4, L2983–2995): a fixed random
+  subset of the features (used for Inception v3), or 2-D pooling over height and width, down to one
+  feature per channel (used for ResNet-50).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from dae_tutor import checks, runtime
+from dae_tutor.train import DivergenceError
+
+Reducer = Callable[[torch.Tensor], torch.Tensor]
+Split = tuple[Mapping[str, torch.Tensor], torch.Tensor]
+TOLERANCE = 1e-4  # a relative drop of the monitored loss smaller than this is no improvement
+
+
+# ----------------------------------------------------------------------------- dimension reduction
+
+
+class RandomSubset:
+    """A fixed random subset of ``k`` features (thesis §9.3.4, first remedy; app. 9.C: 1,000 per probe).
+
+    Flattens (n, ...) to (n, d) and keeps the same ``k`` columns at every call (drawn from ``seed``
+    for each width d, sorted); a layer with d <= k is kept whole.
+    """
+
+    def __init__(self, k: int, seed: int = 0) -> None:
+        self.k = checks.positive_int("k", k)
+        self.seed = checks.positive_int("seed", seed, minimum=0)
+        self._columns: dict[int, torch.Tensor] = {}
+
+    def columns(self, d: int) -> torch.Tensor:
+        """The kept column indices (CPU int64) for a layer of ``d`` features."""
+        if d not in self._columns:
+            perm = torch.randperm(d, generator=runtime.generator(self.seed))
+            self._columns[d] = perm[: self.k].sort().values
+        return self._columns[d]
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        flat = h.flatten(1)
+        if flat.shape[1] <= self.k:
+            return flat
+        return flat[:, self.columns(flat.shape[1]).to(flat.device)]
+
+
+class Pool2d:
+    """Average-pool (n, C, H, W) feature maps to (n, C·s·s) (thesis §9.3.4, third remedy; ResNet-50).
+
+    ``size`` = s is the output height and width (adaptive pooling); s = 1 keeps one feature per
+    channel, as the thesis does. Inputs of another rank are only flattened.
+    """
+
+    def __init__(self, size: int = 1) -> None:
+        self.size = checks.positive_int("size", size)
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        if h.dim() != 4:
+            return h.flatten(1)
+        return F.adaptive_avg_pool2d(h, self.size).flatten(1)
+
+
+# ----------------------------------------------------------------------------- feature capture
+
+
+def _modules(model: nn.Module, layers: Sequence[str]) -> dict[str, nn.Module]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if isinstance(layers, str) or not isinstance(layers, Sequence):
+        raise TypeError(f"layers must be a sequence of module names, got {type(layers).__name__}")
+    if len(layers) == 0:
+        raise ValueError("layers must name at least one sub-module")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"layers has repeated names: {list(layers)}")
+    named = dict(model.named_modules())
+    missing = [name for name in layers if name not in named]
+    if missing:
+        known = [name for name in named if name]
+        raise ValueError(f"layers {missing} are not sub-modules of the model; it has {known}")
+    return {name: named[name] for name in layers}
+
+
+def _reducers(reduce: Reducer | Mapping[str, Reducer] | None, layers: Sequence[str]) -> dict[str, Reducer]:
+    if reduce is None or callable(reduce):
+        function = reduce if reduce is not None else (lambda h: h)
+        return dict.fromkeys(layers, function)
+    if not isinstance(reduce, Mapping):
+        raise TypeError(
+            f"reduce must be a callable, a mapping of layer name to callable, or None, got {reduce}"
+        )
+    unknown = set(reduce) - set(layers)
+    if unknown:
+        raise ValueError(f"reduce names layers that are not probed: {sorted(unknown)}")
+    out = {}
+    for name in layers:
+        function = reduce.get(name, lambda h: h)
+        if not callable(function):
+            raise TypeError(f"reduce[{name!r}] must be callable, got {type(function).__name__}")
+        out[name] = function
+    return out
+
+
+@contextlib.contextmanager
+def tap(
+    model: nn.Module, layers: Sequence[str], reduce: Reducer | Mapping[str, Reducer] | None = None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Context manager: while open, every forward pass of ``model`` stores the detached (and reduced)
+    output of each module named in ``layers`` in the yielded dict (the last pass wins).
+
+    The hooks return nothing, so the model's outputs and gradients are exactly what they are without
+    them; they are removed on exit, even after an error.
+    """
+    modules = _modules(model, layers)
+    reducers = _reducers(reduce, layers)
+    store: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: object, output: object) -> None:
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(f"layer {name!r} returned {type(output).__name__}; probes need a tensor")
+            with torch.no_grad():
+                store[name] = reducers[name](output.detach())
+
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(name)) for name, module in modules.items()]
+    try:
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def capture(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: Sequence[str],
+    *,
+    reduce: Reducer | Mapping[str, Reducer] | None = None,
+    batch_size: int = 1024,
+) -> dict[str, torch.Tensor]:
+    """Features of the named ``layers`` of ``model`` on inputs ``x``: ``{name: (n, d_name)}`` flattened.
+
+    Runs ``model`` under ``torch.no_grad`` in batches of ``batch_size`` (so that wide layers can be
+    reduced, by ``reduce``, before they are stored; see :class:`RandomSubset`, :class:`Pool2d`), with
+    forward hooks that are removed afterwards. The model's mode (train/eval) is the caller's.
+    Features are returned on ``x``'s device.
+    """
+    x = checks.tensor("x", x)
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one example along its first dimension, got {tuple(x.shape)}")
+    batch_size = checks.positive_int("batch_size", batch_size)
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    with tap(model, layers, reduce) as store, torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            store.clear()
+            model(x[start : start + batch_size])
+            for name in parts:
+                if name not in store:
+                    raise RuntimeError(f"layer {name!r} was not called in the model's forward pass")
+                parts[name].append(store[name].flatten(1))
+    return {name: torch.cat(chunks) for name, chunks in parts.items()}
+
+
+# ----------------------------------------------------------------------------- probes
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One layer's fitted probe: the error rate and mean cross-entropy on each split given (``None``
+    for a split that was not given), the epoch kept by early stopping, and the probe itself.
+
+    ``weight`` (C, d) and ``bias`` (C,) act on standardised features ``(h - mean) / scale``.
+    """
+
+    train_error: float
+    train_loss: float
+    valid_error: float | None
+    valid_loss: float | None
+    test_error: float | None
+    test_loss: float | None
+    epoch: int
+    weight: torch.Tensor
+    bias: torch.Tensor
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """W (h − mean)/scale + b for features ``h`` of shape (n, ...) (flattened)."""
+        flat = h.flatten(1).to(self.weight.dtype)
+        return ((flat - self.mean) / self.scale) @ self.weight.T + self.bias
+
+
+def _check_split(
+    what: str, features: object, labels: object, names: Sequence[str] | None, widths: dict[str, int] | None
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    if not isinstance(features, Mapping):
+        raise TypeError(
+            f"{what} features must be a dict of layer name to tensor, got {type(features).__name__}"
+        )
+    if len(features) == 0:
+        raise ValueError(f"{what} features must hold at least one layer")
+    if names is not None and list(features) != list(names):
+        raise ValueError(f"{what} features must have the training layers {list(names)}, got {list(features)}")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{what} labels must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.dim() != 1 or labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(
+            f"{what} labels must be a 1-d integer tensor, got {labels.dtype} {tuple(labels.shape)}"
+        )
+    if labels.numel() == 0:
+        raise ValueError(f"{what} labels must hold at least one example")
+    out = {}
+    for name, h in features.items():
+        h = checks.tensor(f"{what} features[{name!r}]", h)
+        if h.dim() < 2:
+            raise ValueError(f"{what} features[{name!r}] must be (n, d) or (n, ...), got {tuple(h.shape)}")
+        h = h.flatten(1)
+        if h.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{what} features[{name!r}] has {h.shape[0]} rows but there are {labels.shape[0]} labels"
+            )
+        if h.device != labels.device:
+            raise ValueError(
+                f"{what} features[{name!r}] is on {h.device} but the labels are on {labels.device}"
+            )
+        if widths is not None and h.shape[1] != widths[name]:
+            raise ValueError(
+                f"{what} features[{name!r}] has {h.shape[1]} features, the training ones {widths[name]}"
+            )
+        out[name] = h
+    return out, labels.long()
+
+
+def _split_arg(what: str, split: object) -> Split | None:
+    if split is None:
+        return None
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise TypeError(f"{what} must be a (features, labels) pair or None, got {type(split).__name__}")
+    return split[0], split[1]
+
+
+class _Probes(nn.Module):
+    """The probes of all layers, as one module: W_k (C, d_k), b_k (C,) on standardised features."""
+
+    def __init__(self, widths: dict[str, int], n_classes: int, dtype: torch.dtype, device: torch.device):
+        super().__init__()
+        self.names = list(widths)
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.zeros(n_classes, d, dtype=dtype, device=device)) for d in widths.values()]
+        )
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.zeros(n_classes, dtype=dtype, device=device)) for _ in widths]
+        )
+
+    def objective(
+        self, xs: Sequence[torch.Tensor], y: torch.Tensor, layers: Sequence[int], l2: float
+    ) -> torch.Tensor:
+        """Σ over ``layers`` of mean CE(W_k x + b_k, y) + (l2/2)‖W_k‖², for their features ``xs``."""
+        total = y.new_zeros((), dtype=self.weights[0].dtype)
+        for x, k in zip(xs, layers, strict=True):
+            w, b = self.weights[k], self.biases[k]
+            total = total + F.cross_entropy(torch.addmm(b, x, w.T), y)
+            if l2:
+                total = total + 0.5 * l2 * w.square().sum()
+        return total
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        xs: Sequence[torch.Tensor],
+        y: torch.Tensor,
+        layers: Sequence[int] | None = None,
+        chunk: int = 4096,
+    ) -> torch.Tensor:
+        """(len(xs), 2): mean cross-entropy and error rate on (xs, y) of probes ``layers`` (default: all)."""
+        layers = range(len(xs)) if layers is None else layers
+        totals = torch.zeros(len(xs), 2, dtype=torch.float64, device=y.device)
+        for start in range(0, y.shape[0], chunk):
+            part = slice(start, start + chunk)
+            for k, (x, j) in enumerate(zip(xs, layers, strict=True)):
+                logits = torch.addmm(self.biases[j], x[part], self.weights[j].T)
+                totals[k, 0] += F.cross_entropy(logits, y[part], reduction="sum").double()
+                totals[k, 1] += (logits.argmax(1) != y[part]).sum().double()
+        return totals / y.shape[0]
+
+
+def fit_probes(
+    features: Mapping[str, torch.Tensor],
+    labels: torch.Tensor,
+    valid: Split | None = None,
+    test: Split | None = None,
+    *,
+    n_classes: int | None = None,
+    l2: float = 1e-3,
+    epochs: int = 100,
+    batch_size: int | None = 256,
+    lr: float = 1e-2,
+    patience: int = 5,
+    standardize: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, ProbeResult]:
+    """Train one linear softmax probe per layer, all at once, and report each layer's errors and losses.
+
+    Each probe minimises (1/n) Σ_i CE(W h_i + b, y_i) + (l2/2)‖W‖² (thesis §9.3.2; the bias is not
+    penalised, as in scikit-learn, whose ``LogisticRegression(C=1/(n·l2))`` solves the same problem).
+    The layers' problems are independent; they are solved together as one: the sum of the losses,
+    one backward pass, one Adam optimiser, which is per-coordinate, so each probe moves exactly as it
+    would alone (each layer has its own parameter group). After every epoch each probe is scored on
+    ``valid`` (its mean cross-entropy; without ``valid``, its training objective): a layer keeps its
+    best epoch, halves its learning rate after every epoch that made its score worse, and leaves
+    the joint problem after ``patience`` epochs in a row without a relative improvement of
+    :data:`TOLERANCE`; training stops when every layer has left, or after ``epochs`` epochs.
+
+    Args:
+        features: ``{layer: (n, ...)}`` floating tensors (flattened), all on the labels' device.
+        labels: (n,) integer class labels in [0, n_classes).
+        valid, test: optional ``(features, labels)`` pairs with the same layers and widths.
+        n_classes: number of classes C (default: 1 + the largest label seen).
+        l2: the L2 penalty λ on the weights (>= 0).
+        epochs: maximum number of passes over the training set.
+        batch_size: minibatch size (``None``: full-batch steps, one per epoch).
+        lr: Adam's learning rate.
+        patience: epochs without improvement before stopping.
+        standardize: fit on (h − mean)/std with the training mean and std of every feature (constant
+            features get std 1); the probe is then a linear classifier of h all the same.
+        seed: the minibatch order.
+        progress: show a ``tqdm.auto`` bar.
+
+    Returns:
+        ``{layer: ProbeResult}`` in the order of ``features``.
+
+    Raises:
+        ValueError, TypeError: for empty layer lists, mismatched lengths or widths, labels out of
+            range, non-finite features, bad hyper-parameters. ``DivergenceError`` if a loss is NaN.
+    """
+    train_x, labels = _check_split("training", features, labels, None, None)
+    names = list(train_x)
+    widths = {name: h.shape[1] for name, h in train_x.items()}
+    splits: dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]] = {}
+    for what, split in (("valid", valid), ("test", test)):
+        pair = _split_arg(what, split)
+        if pair is not None:
+            splits[what] = _check_split(what, pair[0], pair[1], names, widths)
+            if splits[what][1].device != labels.device:
+                raise ValueError(f"{what} labels must be on the training labels' device {labels.device}")
+    top = int(max(int(y.max()) for _, y in [*splits.values(), (None, labels)]))
+    low = int(min(int(y.min()) for _, y in [*splits.values(), (None, labels)]))
+    if n_classes is None:
+        n_classes = top + 1
+    n_classes = checks.positive_int("n_classes", n_classes, minimum=2)
+    if low < 0 or top >= n_classes:
+        raise ValueError(f"labels must lie in [0, {n_classes}), got values in [{low}, {top}]")
+    l2 = checks.positive_float("l2", l2, allow_zero=True)
+    epochs = checks.positive_int("epochs", epochs)
+    if batch_size is not None:
+        batch_size = checks.positive_int("batch_size", batch_size)
+    lr = checks.positive_float("lr", lr)
+    patience = checks.positive_int("patience", patience)
+    checks.boolean("standardize", standardize)
+    seed = checks.positive_int("seed", seed, minimum=0)
+    checks.boolean("progress", progress)
+
+    dtype = torch.promote_types(next(iter(train_x.values())).dtype, torch.float32)
+    dev = labels.device
+    means, scales = {}, {}
+    for name, h in train_x.items():
+        h = h.to(dtype)
+        if standardize:
+            mean, std = h.mean(0), h.std(0, correction=0)
+            means[name], scales[name] = mean, torch.where(std > 0, std, torch.ones_like(std))
+        else:
+            means[name], scales[name] = (
+                torch.zeros(h.shape[1], dtype=dtype, device=dev),
+                torch.ones(h.shape[1], dtype=dtype, device=dev),
+            )
+
+    def prepare(xs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        return [((xs[name].to(dtype) - means[name]) / scales[name]).contiguous() for name in names]
+
+    xs_train = prepare(train_x)
+    xs_split = {what: (prepare(x), y) for what, (x, y) in splits.items()}
+    probes = _Probes(widths, n_classes, dtype, dev)
+    opt = torch.optim.Adam(
+        [{"params": [w, b]} for w, b in zip(probes.weights, probes.biases, strict=True)], lr=lr
+    )
+    n = labels.shape[0]
+    step_size = n if batch_size is None else min(batch_size, n)
+    gen = runtime.generator(seed, dev)
+
+    monitor = "valid" if "valid" in xs_split else "train"
+    best = [math.inf] * len(names)
+    best_epoch = [0] * len(names)
+    stale = [0] * len(names)
+    snapshot = [
+        (w.detach().clone(), b.detach().clone()) for w, b in zip(probes.weights, probes.biases, strict=True)
+    ]
+    active = list(range(len(names)))  # layers still improving; finished ones drop out of the steps
+    bar = tqdm(range(1, epochs + 1), desc="probes", disable=not progress, leave=False)
+    for epoch in bar:
+        order = torch.randperm(n, generator=gen, device=dev) if step_size < n else None
+        for start in range(0, n, step_size):
+            idx = None if order is None else order[start : start + step_size]
+            y = labels if idx is None else labels[idx]
+            loss = probes.objective(
+                [xs_train[k] if idx is None else xs_train[k][idx] for k in active], y, active, l2
+            )
+            opt.zero_grad(set_to_none=True)  # finished layers get no gradient: Adam skips them
+            loss.backward()
+            opt.step()
+        if monitor == "valid":
+            score = probes.evaluate([xs_split["valid"][0][k] for k in active], xs_split["valid"][1], active)[
+                :, 0
+            ]
+        else:
+            with torch.no_grad():
+                score = torch.stack([probes.objective([xs_train[k]], labels, [k], l2) for k in active])
+        for k, value in zip(active, score.tolist(), strict=True):
+            if not math.isfinite(value):
+                raise DivergenceError(epoch, value, epochs, "fit_probes", f", {monitor} loss of {names[k]!r}")
+            if value < best[k] - TOLERANCE * max(1.0, abs(best[k]) if math.isfinite(best[k]) else 1.0):
+                best[k], best_epoch[k], stale[k] = value, epoch, 0
+                snapshot[k] = (probes.weights[k].detach().clone(), probes.biases[k].detach().clone())
+            else:
+                stale[k] += 1
+                if value > best[k]:  # worse, not merely flat: the step is too long for this layer
+                    opt.param_groups[k]["lr"] *= 0.5
+        active = [k for k in active if stale[k] < patience]
+        bar.set_postfix(active=len(active), refresh=False)
+        if not active:
+            break
+    bar.close()
+
+    with torch.no_grad():
+        for k, (w, b) in enumerate(snapshot):
+            probes.weights[k].copy_(w)
+            probes.biases[k].copy_(b)
+    metrics = {"train": probes.evaluate(xs_train, labels).tolist()}
+    for what, (xs, y) in xs_split.items():
+        metrics[what] = probes.evaluate(xs, y).tolist()
+    results = {}
+    for k, name in enumerate(names):
+
+        def get(what: str, column: int, k: int = k) -> float | None:
+            return metrics[what][k][column] if what in metrics else None
+
+        results[name] = ProbeResult(
+            train_error=metrics["train"][k][1],
+            train_loss=metrics["train"][k][0],
+            valid_error=get("valid", 1),
+            valid_loss=get("valid", 0),
+            test_error=get("test", 1),
+            test_loss=get("test", 0),
+            epoch=best_epoch[k],
+            weight=probes.weights[k].detach().clone(),
+            bias=probes.biases[k].detach().clone(),
+            mean=means[name],
+            scale=scales[name],
+        )
+    return results
+
+
+def errors(results: Mapping[str, ProbeResult], split: str = "test") -> dict[str, float]:
+    """``{layer: error rate}`` on ``split`` ("train", "valid" or "test") from :func:`fit_probes`."""
+    split = checks.one_of("split", split, ("train", "valid", "test"))
+    out = {}
+    for name, result in results.items():
+        value = getattr(result, f"{split}_error")
+        if value is None:
+            raise ValueError(f"the probes were fitted without a {split!r} split")
+        out[name] = value
+    return out
+
+
+def monotonicity_violations(values: Sequence[float], tol: float) -> list[tuple[int, float]]:
+    """Positions k where ``values[k+1] > values[k] + tol`` (an error that grows with depth), with the rise."""
+    tol = checks.positive_float("tol", tol, allow_zero=True)
+    values = [float(v) for v in values]
+    return [(k, b - a) for k, (a, b) in enumerate(itertools.pairwise(values)) if b > a + tol]
