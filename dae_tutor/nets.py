@@ -778,14 +778,12 @@ def gaussian_walkback_loss(
     s = checks.positive_float("s", s)
     checks.generator("generator", generator, x)
     k = checks.positive_int("walkback_steps", walkback_steps)
-    total = x.new_zeros(())
-    current = x
+    squared_errors, current = [], x
     for _ in range(k):
-        noisy = current + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        out = r(noisy)
-        total = total + (out - x).pow(2).sum(1).mean() / (2 * s**2)
+        out = r(current + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device))
+        squared_errors.append((out - x).pow(2).sum(1).mean())
         current = out.detach() + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    return total
+    return torch.stack(squared_errors).sum() / (2 * s**2)
 
 
 def spurious_fraction(samples: torch.Tensor, data: torch.Tensor, radius: float) -> float:
