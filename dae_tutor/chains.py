@@ -43,6 +43,8 @@ Sources: [GDAE] = Bengio et al. 2013, *Generalized Denoising Auto-Encoders as Ge
 from __future__ import annotations
 
 import bisect
+import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -73,9 +75,12 @@ __all__ = [
     "eq55_residual",
     "factorized_projection",
     "fundamental_matrix",
+    "gaussian_grid_corruption",
     "gsn_decoder_target",
     "gsn_joint_transition",
     "gsn_marginal_x",
+    "nonparametric_dae_step",
+    "online_counting_training",
     "random_conditionals",
     "random_scan_kernel",
     "salt_and_pepper_kernel",
@@ -87,6 +92,7 @@ __all__ = [
     "stationary_distribution",
     "systematic_scan_kernel",
     "tv_distance",
+    "unimodal_projection",
     "walkback_batch",
     "walkback_corruption",
     "walkback_fixed_point",
@@ -233,16 +239,15 @@ def corruption_matrix(
     q = checks.probability("q", q)
     if kind == "mix_uniform":
         return (1 - q) * torch.eye(K, dtype=F64, device=device) + q / K
-    c = torch.zeros(K, K, dtype=F64, device=device)
-    for x in range(K):
-        c[x, x] += 1 - q
-        for step in (-1, 1):
-            y = x + step
-            if kind == "ring":
-                y %= K
-            elif y < 0 or y >= K:
-                y = x - step  # mirror reflection at the ends
-            c[x, y] += q / 2
+    x = torch.arange(K, device=device)
+    c = (1 - q) * torch.eye(K, dtype=F64, device=device)
+    for step in (-1, 1):  # the two moves, each for all states at once
+        y = x + step
+        if kind == "ring":
+            y = y % K
+        else:
+            y = torch.where((y < 0) | (y >= K), x - step, y)  # mirror reflection at the ends
+        c.index_put_((x, y), torch.full((K,), q / 2, dtype=F64, device=device), accumulate=True)
     return c
 
 
@@ -255,11 +260,28 @@ def window_corruption(K: int, radius: int, *, device: torch.device | str | None 
     """
     K = checks.positive_int("K", K, minimum=1)
     radius = checks.positive_int("radius", radius, minimum=0)
+    x = torch.arange(K, device=device)
+    targets = (x[:, None] + torch.arange(-radius, radius + 1, device=device)[None]).clamp(0, K - 1)
     c = torch.zeros(K, K, dtype=F64, device=device)
-    for x in range(K):
-        for u in range(-radius, radius + 1):
-            c[x, min(K - 1, max(0, x + u))] += 1.0 / (2 * radius + 1)
-    return c
+    weight = torch.full(targets.shape, 1.0 / (2 * radius + 1), dtype=F64, device=device)
+    return c.scatter_add_(1, targets, weight)
+
+
+def gaussian_grid_corruption(
+    xs: object, sigma: float, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    r"""Discretised Gaussian corruption on the grid ``xs``: :math:`C[x, \tilde x] \propto
+    \exp(-(\tilde x - x)^2 / 2\sigma^2)`, each row normalised (spec B N5, Appendix A).
+
+    Args:
+        xs: ``(K,)`` grid points. sigma: the noise width ``> 0`` in grid units of ``xs``.
+    """
+    grid = _float64("xs", xs, torch.device(device) if device is not None else None)
+    if grid.dim() != 1 or grid.numel() < 2:
+        raise ValueError(f"xs must be a 1-D grid of at least 2 points, got shape {tuple(grid.shape)}")
+    sigma = checks.positive_float("sigma", sigma)
+    logits = -((grid[None, :] - grid[:, None]) ** 2) / (2 * sigma**2)
+    return torch.softmax(logits, dim=1)
 
 
 # ------------------------------------------------------------------------------------- reconstruction and T
@@ -484,7 +506,13 @@ def walkback_corruption(C: object, R: object, p_stop: float = 0.5) -> torch.Tens
 
 
 def walkback_fixed_point(
-    P: object, C: object, p_stop: float = 0.5, *, max_iter: int = 500, tol: float = 1e-13
+    P: object,
+    C: object,
+    p_stop: float = 0.5,
+    *,
+    max_iter: int = 500,
+    tol: float = 1e-13,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, int]:
     r"""The infinite-capacity walkback reconstruction: iterate :math:`R \leftarrow \mathrm{Bayes}(P,
     C_\text{WB}[R])` from :math:`R_1 = \mathrm{Bayes}(P, C)` ([TH] L1626: "an iterated minimization").
@@ -492,6 +520,10 @@ def walkback_fixed_point(
     At the fixed point the chain :math:`C R_\text{WB}` (sampling with the *original* ``C``) still has
     stationary distribution ``P`` ([TH] Prop. 2, L1644-1648; [GDAE] Prop. 1, L1422-1425), while
     :math:`R_\text{WB}` is broader ("less local", [TH] L1674; spec B N10).
+
+    ``project`` restricts the decoder to a family: each iterate becomes ``project(Bayes(...))`` (e.g.
+    :func:`factorized_projection`, spec B N12: inside a restricted family walkback can make the
+    stationary distribution *worse*, [TH] L1678-1680).
 
     Returns ``(R_wb, n_iter)``; raises ``RuntimeError`` if the max-abs change is still above ``tol``
     after ``max_iter`` iterations.
@@ -502,9 +534,12 @@ def walkback_fixed_point(
     p_stop = _open_probability("p_stop", p_stop)
     max_iter = checks.positive_int("max_iter", max_iter)
     tol = checks.positive_float("tol", tol)
-    r = bayes_reconstruction(p, c)
+    if project is not None and not callable(project):
+        raise TypeError(f"project must be callable or None, got {type(project).__name__}")
+    fit = (lambda m: m) if project is None else project
+    r = fit(bayes_reconstruction(p, c))
     for it in range(1, max_iter + 1):
-        new = bayes_reconstruction(p, walkback_corruption(c, r, p_stop))
+        new = fit(bayes_reconstruction(p, walkback_corruption(c, r, p_stop)))
         change = float((new - r).abs().max())
         r = new
         if change < tol:
@@ -512,6 +547,49 @@ def walkback_fixed_point(
     raise RuntimeError(
         f"walkback fixed point did not converge: change {change:.3g} after {max_iter} iterations"
     )
+
+
+def online_counting_training(
+    P: object,
+    C: object,
+    epochs: int,
+    *,
+    n: float = 1000.0,
+    spurious: int,
+    alpha: float = 1.0,
+    walkback: bool = False,
+    p_stop: float = 0.5,
+) -> torch.Tensor:
+    r"""The spurious-mode toy of spec B N11: an online counting estimator with a bad prior.
+
+    :math:`R(x \mid \tilde x) \propto N(\tilde x, x) + \alpha\,\delta_{x = s}` with :math:`s` = ``spurious``
+    stands for a network's arbitrary behaviour away from the data ([TH] L1610: "the DAE's behavior far from
+    the training examples can create spurious modes"). Each epoch adds the expected counts
+    :math:`n\,P(x)\,C'(\tilde x \mid x)` to :math:`N`, with :math:`C' = C` (plain training) or
+    :math:`C' = C_\text{WB}[R]` for the current ``R`` (walkback, [TH] eq. 5.2 and L1626: samples from
+    :math:`\theta_t` train :math:`\theta_{t+1}`). Counts accumulate, so a region visited once stays
+    corrected, as with SGD. Deterministic (expected counts).
+
+    Returns the ``(K, K)`` reconstruction after ``epochs`` epochs.
+    """
+    c = check_stochastic("C", C)
+    p = _pmf("P", P, c.device)
+    k = p.numel()
+    _same_size("C", c.shape[0], "P", k)
+    epochs = checks.positive_int("epochs", epochs)
+    n = checks.positive_float("n", n)
+    s = int(_states("spurious", spurious, k, c.device))
+    alpha = checks.positive_float("alpha", alpha)
+    walkback = checks.boolean("walkback", walkback)
+    prior = torch.zeros(k, k, dtype=F64, device=c.device)
+    prior[:, s] = alpha
+    counts = torch.zeros(k, k, dtype=F64, device=c.device)  # N[x_tilde, x]
+    r = prior / alpha
+    for _ in range(epochs):  # a loop over epochs; every state at once
+        corrupt = walkback_corruption(c, r, p_stop) if walkback else c
+        counts = counts + n * (p[:, None] * corrupt).T
+        r = (counts + prior) / (counts + prior).sum(dim=1, keepdim=True)
+    return r
 
 
 # ------------------------------------------------------------------------------------- sampling
@@ -792,6 +870,24 @@ def factorized_projection(R: object) -> torch.Tensor:
         bit = torch.stack([1 - m[:, i], m[:, i]], dim=1)  # (K, 2)
         out = (out[:, :, None] * bit[:, None, :]).reshape(k, -1)
     return out
+
+
+def unimodal_projection(R: object, xs: object, min_var: float = 1e-6) -> torch.Tensor:
+    r"""A unimodal decoder: each row of ``R`` replaced by the discretised Gaussian on the grid ``xs`` with
+    the row's mean and variance (``+ min_var``), renormalised (spec B N5).
+
+    This is the "fuzzy average" a unimodal reconstruction family learns when the true posterior
+    :math:`P(X \mid \tilde X)` has several modes ([GSN14] L249-257; [TH] L1835; pitfall P1).
+    """
+    r = check_stochastic("R", R)
+    grid = _float64("xs", xs, r.device)
+    if grid.shape != (r.shape[0],):
+        raise ValueError(f"xs must have shape ({r.shape[0]},) to match R, got {tuple(grid.shape)}")
+    min_var = checks.positive_float("min_var", min_var)
+    mean = r @ grid
+    var = r @ grid**2 - mean**2 + min_var
+    logits = -((grid[None, :] - mean[:, None]) ** 2) / (2 * var.clamp_min(min_var)[:, None])
+    return torch.softmax(logits, dim=1)
 
 
 # ------------------------------------------------------------------------------------- clamping
@@ -1188,3 +1284,38 @@ def conditional_null_space(P: object, rtol: float = 1e-10) -> torch.Tensor:
     _, sv, vh = torch.linalg.svd(jac, full_matrices=True)
     rank = int((sv > rtol * sv[0]).sum())
     return vh[rank:].reshape(-1, d, half)
+
+
+# ------------------------------------------------------------------------------------- continuous, exact
+def nonparametric_dae_step(
+    x: torch.Tensor, train_x: torch.Tensor, sigma_c: float, s: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    r"""One step of the exact non-parametric DAE chain on :math:`\mathbb R^d` (spec B §3.2; the continuous
+    panels of [TH] Fig. 5.3, L2027, and [GDAE] L1472-1475).
+
+    Target: the Parzen density :math:`p_s(x) = \frac1n \sum_i \mathcal N(x; x_i, s^2 I)`; corruption
+    :math:`\tilde x = x + \sigma_c \varepsilon`. The exact posterior is a Gaussian mixture,
+    :math:`p(x \mid \tilde x) = \sum_i w_i(\tilde x)\,\mathcal N\big(x;\ \tfrac{\sigma_c^2 x_i + s^2\tilde
+    x}{s^2 + \sigma_c^2},\ \tfrac{s^2\sigma_c^2}{s^2+\sigma_c^2} I\big)`,
+    :math:`w_i \propto \mathcal N(\tilde x; x_i, (s^2 + \sigma_c^2) I)`, so the chain
+    :math:`x \to \tilde x \to x'` has stationary law exactly :math:`p_s`
+    (Theorem 1 with an exact reconstruction).
+
+    Args:
+        x: ``(B, d)`` current states (B parallel chains). train_x: ``(n, d)`` training points.
+        sigma_c: corruption std ``> 0``. s: Parzen width ``> 0``.
+        generator: ``torch.Generator`` on ``x``'s device.
+
+    Returns the ``(B, d)`` next states, on ``x``'s device and dtype.
+    """
+    x = checks.tensor("x", x, ndim=2)
+    centres = checks.tensor("train_x", train_x, ndim=2, last_dim=x.shape[1]).to(x)
+    sigma_c = checks.positive_float("sigma_c", sigma_c)
+    s = checks.positive_float("s", s)
+    checks.generator("generator", generator, x)
+    x_tilde = x + sigma_c * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    logw = -torch.cdist(x_tilde, centres).pow(2) / (2 * (s**2 + sigma_c**2))
+    idx = torch.multinomial(torch.softmax(logw, dim=1), 1, generator=generator)[:, 0]
+    mean = (sigma_c**2 * centres[idx] + s**2 * x_tilde) / (s**2 + sigma_c**2)
+    std = s * sigma_c / math.sqrt(s**2 + sigma_c**2)
+    return mean + std * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

@@ -265,9 +265,10 @@ class _BinaryModel(nn.Module, ABC):
 
     @abstractmethod
     def _chain_step(
-        self, state: Any, generator: torch.Generator | None, sample_x: bool
+        self, state: Any, generator: torch.Generator | None, sample_x: bool, alpha: float = 1.0
     ) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """(state, x_t, logits_t) after one unchecked step; ``state`` is model-specific."""
+        """(state, x_t, logits_t) after one unchecked step (logits scaled by ``alpha``); ``state`` is
+        model-specific."""
 
     @abstractmethod
     def _initial(self, x0: torch.Tensor) -> Any:
@@ -287,6 +288,7 @@ class _BinaryModel(nn.Module, ABC):
         clamp_values: torch.Tensor | None = None,
         *,
         return_means: bool = False,
+        logit_scale: float = 1.0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Run B sampling chains for ``n_steps`` steps from ``x0`` and return the consecutive samples.
 
@@ -304,6 +306,8 @@ class _BinaryModel(nn.Module, ABC):
             clamp_values: tensor broadcastable to (B, n_vis) with values in [0, 1].
             return_means: also return the mean-field reconstructions p_t = E[x_t | state] (the Parzen
                 centres and the images shown in the papers' figures), clamped entries overwritten too.
+            logit_scale: multiply the decoder's logits by this α > 0 (sample with a :class:`ScaledHead`'s
+                α_1, thesis l. 1692; default 1, the unscaled model).
 
         Returns:
             samples x_1, …, x_T of shape (n_steps, B, n_vis) (binary), and the means of the same shape
@@ -313,6 +317,7 @@ class _BinaryModel(nn.Module, ABC):
         n_steps = checks.positive_int("n_steps", n_steps)
         checks.generator("generator", generator, x0)
         checks.boolean("return_means", return_means)
+        logit_scale = checks.positive_float("logit_scale", logit_scale)
         clamp = self._clamp(x0, clamp_mask, clamp_values)
         if clamp is not None:
             x0 = torch.where(clamp[0], clamp[1], x0)
@@ -320,7 +325,7 @@ class _BinaryModel(nn.Module, ABC):
         samples = x0.new_empty(n_steps, *x0.shape)
         means = x0.new_empty(n_steps, *x0.shape) if return_means else None
         for t in range(n_steps):
-            state, x, logits = self._chain_step(state, generator, True)
+            state, x, logits = self._chain_step(state, generator, True, logit_scale)
             if clamp is not None:
                 x = torch.where(clamp[0], clamp[1], x)
                 state = self._set_x(state, x)
@@ -452,9 +457,9 @@ class BernoulliDAE(_BinaryModel):
         return total
 
     def _chain_step(
-        self, state: torch.Tensor, generator: torch.Generator | None, sample_x: bool
+        self, state: torch.Tensor, generator: torch.Generator | None, sample_x: bool, alpha: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = self.logits(corruption._salt_and_pepper(state, self.input_noise, generator))
+        logits = alpha * self.logits(corruption._salt_and_pepper(state, self.input_noise, generator))
         x = _bernoulli(torch.sigmoid(logits), generator) if sample_x else torch.sigmoid(logits).detach()
         return x, x, logits
 
@@ -576,14 +581,17 @@ class DeepGSN(_BinaryModel):
         generator: torch.Generator | None,
         noisy: bool = True,
         sample_x: bool = True,
+        alpha: torch.Tensor | float = 1.0,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """One odd-then-even sweep, unchecked; returns (new state, logits of p_{t+1})."""
+        """One odd-then-even sweep, unchecked; returns (new state, logits of p_{t+1}).
+
+        ``alpha`` scales the visible logits (a walkback step's α_k, thesis l. 1684)."""
         x = state[0]
         x_tilde = corruption._salt_and_pepper(x, self.input_noise, generator) if noisy else x
         layers = [x_tilde, *state[1:]]
         for i in range(1, self.depth + 1, 2):
             layers[i] = self._hidden(layers, i, generator, noisy)
-        logits = layers[1] @ self.weights[0] + self.biases[0]
+        logits = alpha * (layers[1] @ self.weights[0] + self.biases[0])
         for i in range(2, self.depth + 1, 2):
             layers[i] = self._hidden(layers, i, generator, noisy)
         p = torch.sigmoid(logits.detach())
@@ -591,9 +599,9 @@ class DeepGSN(_BinaryModel):
         return layers, logits
 
     def _chain_step(
-        self, state: list[torch.Tensor], generator: torch.Generator | None, sample_x: bool
+        self, state: list[torch.Tensor], generator: torch.Generator | None, sample_x: bool, alpha: float = 1.0
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-        state, logits = self._step(state, generator, True, sample_x)
+        state, logits = self._step(state, generator, True, sample_x, alpha)
         return state, state[0], logits
 
     def _check_state(self, state: object) -> list[torch.Tensor]:
@@ -642,6 +650,7 @@ class DeepGSN(_BinaryModel):
         *,
         n_steps: int | None = None,
         per_step: bool = False,
+        scales: ScaledHead | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Walkback training criterion: Σ_{t=1}^{T} mean_batch −log P_θ(X = x | H_t), T = 2D by default.
 
@@ -657,6 +666,8 @@ class DeepGSN(_BinaryModel):
             generator: ``torch.Generator`` on ``x``'s device.
             n_steps: T (default 2 × depth).
             per_step: also return the T per-step NLLs (detached), shape (T,).
+            scales: a :class:`ScaledHead` with at least T steps: step k's logits are multiplied by its
+                learned α_k, both for the loss and for the sample x_k (thesis §5.3.3, l. 1676–1692).
 
         Returns:
             the scalar loss (and the per-step NLLs when ``per_step``). Each term is a full NLL in nats
@@ -667,10 +678,16 @@ class DeepGSN(_BinaryModel):
         checks.generator("generator", generator, x)
         n_steps = 2 * self.depth if n_steps is None else checks.positive_int("n_steps", n_steps)
         checks.boolean("per_step", per_step)
+        if scales is not None:
+            if not isinstance(scales, ScaledHead):
+                raise TypeError(f"scales must be a ScaledHead or None, got {type(scales).__name__}")
+            if scales.n_steps < n_steps:
+                raise ValueError(f"scales must have at least n_steps = {n_steps} steps, got {scales.n_steps}")
+        alphas = scales.alphas() if scales is not None else [1.0] * n_steps
         state = self._initial(x)
         terms = []
-        for _ in range(n_steps):
-            state, logits = self._step(state, generator)
+        for k in range(n_steps):
+            state, logits = self._step(state, generator, alpha=alphas[k])
             terms.append(_nll(logits, x).mean())
         stacked = torch.stack(terms)
         loss = stacked.sum()
@@ -681,3 +698,98 @@ class DeepGSN(_BinaryModel):
             f"layer_sizes={self.layer_sizes}, sigma_hidden={self.sigma_hidden}, "
             f"input_noise={self.input_noise}, noiseless_h1={self.noiseless_h1}"
         )
+
+
+class ScaledHead(nn.Module):
+    """Per-step walkback scaling factors α_k = softplus(a_k) of a factorized Bernoulli decoder.
+
+    Thesis §5.3.3 (seed 004 l. 1676–1692): at walkback step k the reconstruction is
+    p_i^k = sigmoid(α_k f_i(x̃)) with one learned α_k > 0 per step, so that later (more uncertain)
+    steps can have more entropy (α_k smaller) without blurring the first step. Initialised at α_k = 1,
+    where the head reproduces the unscaled decoder. Sample with α_1 ("sharper and more faithful to
+    the data distribution", l. 1692).
+
+    Args:
+        n_steps: number of walkback steps K (>= 1).
+        dtype, device: of the parameter ``a`` (K,).
+    """
+
+    def __init__(
+        self, n_steps: int, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> None:
+        super().__init__()
+        self.n_steps = checks.positive_int("n_steps", n_steps)
+        start = math.log(math.expm1(1.0))  # softplus(start) = 1
+        self.a = nn.Parameter(torch.full((self.n_steps,), start, dtype=_dtype(dtype), device=device))
+
+    def alphas(self) -> torch.Tensor:
+        """α_k = softplus(a_k) > 0, shape (K,)."""
+        return nn.functional.softplus(self.a)
+
+    def log_prob(self, x: torch.Tensor, logits: torch.Tensor, step: int) -> torch.Tensor:
+        """log P(x | α_step · logits) of the factorized Bernoulli, summed over the last dimension."""
+        step = checks.positive_int("step", step, minimum=0)
+        if step >= self.n_steps:
+            raise ValueError(f"step must be in [0, {self.n_steps}), got {step}")
+        return -_nll(self.alphas()[step] * logits, x)
+
+    def extra_repr(self) -> str:
+        return f"n_steps={self.n_steps}"
+
+
+# ----------------------------------------------------------------------------- continuous data: Gaussian head
+
+
+def gaussian_dae_step(
+    r: nn.Module, x: torch.Tensor, sigma: float, s: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One step of a DAE chain with a Gaussian reconstruction head: x̃ = x + σε, x' ~ N(r(x̃), s² I).
+
+    The continuous analogue of :meth:`BernoulliDAE.step` ([DLB] §20.11, Fig. 20.11: in the Gaussian
+    case sampling adds noise a second time, at a level that "should correspond to the mean squared error
+    of reconstructions"). ``r`` maps (B, d) to (B, d); returns (B, d) with no gradient.
+    """
+    x = checks.tensor("x", x, ndim=2)
+    sigma = checks.positive_float("sigma", sigma)
+    s = checks.positive_float("s", s, allow_zero=True)
+    checks.generator("generator", generator, x)
+    with torch.no_grad():
+        noisy = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return r(noisy) + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def gaussian_walkback_loss(
+    r: nn.Module,
+    x: torch.Tensor,
+    sigma: float,
+    s: float,
+    generator: torch.Generator | None = None,
+    *,
+    walkback_steps: int = 1,
+) -> torch.Tensor:
+    """Walkback criterion of a Gaussian-head DAE: mean over the batch of Σ_k ‖r(x̃_k) − x‖² / (2 s²).
+
+    x̃_1 = x + σε, x_k ~ N(r(x̃_k), s²I) (detached), x̃_{k+1} = x_k + σε: [GDAE] Algorithm 2 with all k
+    pairs kept and a fixed walk length (the MNIST experiment's "chain of 5 steps", thesis l. 2029). Each
+    term is −log N(x; r(x̃_k), s²I) up to a constant. ``walkback_steps = 1`` is the plain DAE loss / 2s².
+    """
+    x = checks.tensor("x", x, ndim=2)
+    sigma = checks.positive_float("sigma", sigma)
+    s = checks.positive_float("s", s)
+    checks.generator("generator", generator, x)
+    k = checks.positive_int("walkback_steps", walkback_steps)
+    squared_errors, current = [], x
+    for _ in range(k):
+        out = r(current + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device))
+        squared_errors.append((out - x).pow(2).sum(1).mean())
+        current = out.detach() + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return torch.stack(squared_errors).sum() / (2 * s**2)
+
+
+def spurious_fraction(samples: torch.Tensor, data: torch.Tensor, radius: float) -> float:
+    """Fraction of ``samples`` (n, d) farther than ``radius`` from every point of ``data`` (m, d)."""
+    samples = checks.tensor("samples", samples, ndim=2)
+    data = checks.tensor("data", data, ndim=2, last_dim=samples.shape[1]).to(samples)
+    radius = checks.positive_float("radius", radius)
+    nearest = torch.cat([torch.cdist(chunk, data).min(dim=1).values for chunk in samples.split(1024)])
+    return (nearest > radius).double().mean().item()

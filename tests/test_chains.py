@@ -1,6 +1,34 @@
 """Tests of dae_tutor.chains against independent truths: hand-built matrices, NumPy linear algebra, the
-spec's reference numbers (``shared/spec/B_gsn.md`` N1-N13, T1-T10, T17; ``A_dae_score.md`` §5.3.15)
-and Monte Carlo within CLT bounds."""
+spec's reference numbers (``shared/spec/B_gsn.md`` N1-N15, T1-T15, T17, T22; ``A_dae_score.md`` §5.3.15)
+and Monte Carlo within CLT bounds.
+
+Spec B §4.3 property -> test (this file unless named):
+
+* T1  row-stochastic kernels: ``test_corruption_rows_sum_to_one``, ``test_t1_*``,
+  ``test_gaussian_grid_corruption_and_window_are_vectorised_and_stochastic``
+* T2  stationary solvers: ``test_t2_stationary_methods_agree_and_satisfy_the_residual``
+* T3, T4 exact posterior, reversibility, spectrum: ``test_t3_t4_random_exact_chains_...``, ``test_n1_...``
+* T5  degenerate noise: ``test_n2_identity_corruption_is_reducible_...``
+* T6  counting estimator rate: ``test_n3_t6_counting_error_falls_like_n_to_the_minus_half``
+* T7  desert rule: ``test_n4_t7_local_corruption_must_cross_the_gap``
+* T8  Schweitzer: ``test_t8_schweitzer_bound_holds_on_200_random_perturbations`` (+ N9 numbers)
+* T9  walkback fixed point: ``test_n10_t9_walkback_fixed_point``
+* T10 phi(T): ``test_n13_t10_walkback_chain_is_a_power_series_of_t``
+* T11 spurious-mode toy: ``test_n11_t11_walkback_removes_the_spurious_mode``
+* T12 Theorem 3: ``test_n8_t12_*``
+* T13 clamping: ``test_n14_t13_*``, ``test_t13_any_compatible_pair_clamps_exactly_...``
+* T14 dependency networks: ``test_n15_t14_*``
+* T15 factorized projection: ``test_factorized_projection_by_hand_...``, ``test_n6_t15_*``
+  (N5 unimodal: ``test_n5_unimodal_decoder_u_curve``; N12: ``test_n12_walkback_inside_the_factorized_family``)
+* T16 salt-and-pepper statistics: ``tests/test_gsn.py::test_salt_and_pepper_corrupts_a_fraction_p_...``
+* T17 walk length: ``test_t17_*``
+* T18-T20 DeepGSN step / walkback / noiseless h_1 / clamping: ``tests/test_gsn.py`` (``test_gsn_*``,
+  ``test_walkback_loss_*``, ``test_clamped_entries_never_change_along_the_chain``)
+* T21 Parzen window: ``tests/test_evaluate.py`` (the shared estimator, chapter 3's module)
+* T22 non-parametric chain: ``test_t22_nonparametric_chain_matches_the_parzen_target``
+* T23 ScaledHead: ``tests/test_gsn.py::test_t23_scaled_head_*``
+* T24, T25 (slow, marker ``slow``, excluded by default): ``tests/test_gsn.py::test_t24_*``, ``test_t25_*``
+"""
 
 from __future__ import annotations
 
@@ -16,6 +44,7 @@ from scipy.optimize import linear_sum_assignment
 from dae_tutor import chains as ch
 
 F64 = torch.float64
+Z22 = torch.zeros(2, 2)
 PMF_A = np.array([1, 3, 6, 3, 1, 1, 2, 5, 8, 4], dtype=float) / 34  # spec A §4.7(i)
 
 
@@ -405,6 +434,84 @@ def test_walkback_last_corruption_is_distributed_as_c_wb() -> None:
         assert np.all(np.abs(freq - row) <= 5 * np.sqrt(row * (1 - row) / n) + 1e-12), (freq, row)
 
 
+def n11_setup() -> tuple[np.ndarray, torch.Tensor]:
+    """Spec B N11: K=40, data on {8..11} and {28..31}, window +-1 corruption, spurious point 20."""
+    p = np.zeros(40)
+    p[8:12] = [0.1, 0.2, 0.15, 0.05]
+    p[28:32] = [0.05, 0.15, 0.2, 0.1]
+    return p / p.sum(), ch.window_corruption(40, 1)
+
+
+@pytest.mark.parametrize(("epochs", "wb_mass"), [(1, 0.0225), (20, 6.2e-4), (100, 1.2e-4)])
+def test_n11_t11_walkback_removes_the_spurious_mode(epochs: int, wb_mass: float) -> None:
+    """T11: plain training leaves pi(s) > 0.99; walkback gives pi(s) < 1e-2 after 20 epochs (spec N11)."""
+    p, c = n11_setup()
+    plain = ch.online_counting_training(p, c, epochs, spurious=20)
+    walk = ch.online_counting_training(p, c, epochs, spurious=20, walkback=True)
+    pi_plain = ch.stationary_distribution(ch.dae_transition(c, plain))
+    pi_walk = ch.stationary_distribution(ch.dae_transition(c, walk))
+    assert float(pi_plain[20]) > 0.99
+    assert float(pi_walk[20]) == pytest.approx(wb_mass, rel=0.03)
+    if epochs >= 20:
+        assert float(pi_walk[20]) < 1e-2
+    # By hand for one plain epoch: R[x~] is proportional to n P(x) C(x~|x) + alpha delta_s.
+    if epochs == 1:
+        counts = 1000 * (p[:, None] * c.numpy()).T
+        counts[:, 20] += 1.0
+        np.testing.assert_allclose(plain.numpy(), counts / counts.sum(1, keepdims=True), atol=1e-15)
+
+
+def test_n5_unimodal_decoder_u_curve() -> None:
+    """Spec B N5: K=40 three bumps; the exact posterior is exact at every sigma, the moment-matched
+    unimodal decoder has the U-shaped error (0.083, 0.018, ..., 0.474) and lambda_2 -> 1 at small sigma."""
+    xs = np.arange(40.0)
+    p = np.exp(-((xs - 8) ** 2) / 4.5) + np.exp(-((xs - 20) ** 2) / 2) + 0.7 * np.exp(-((xs - 31) ** 2) / 8)
+    p /= p.sum()
+    expected = {0.5: 0.083, 0.75: 0.018, 1: 0.027, 2: 0.053, 3: 0.164, 5: 0.350, 8: 0.474}
+    for sigma, tv in expected.items():
+        c = ch.gaussian_grid_corruption(xs, sigma)
+        r = ch.bayes_reconstruction(p, c)
+        assert ch.tv_distance(ch.stationary_distribution(ch.dae_transition(c, r)), p) < 1e-10
+        ru = ch.unimodal_projection(r, xs)
+        rows = ru.numpy()
+        peaks = ((rows[:, 1:-1] > rows[:, :-2]) & (rows[:, 1:-1] >= rows[:, 2:])).sum(1)
+        assert peaks.max() <= 1  # every row of the projection has one mode (interior, or at an end)
+        got = ch.tv_distance(ch.stationary_distribution(ch.dae_transition(c, ru)), p)
+        assert got == pytest.approx(tv, abs=1.5e-3), sigma
+    c_small = ch.gaussian_grid_corruption(xs, 0.5)
+    r_small = ch.unimodal_projection(ch.bayes_reconstruction(p, c_small), xs)
+    assert ch.second_eigenvalue_modulus(ch.dae_transition(c_small, r_small)) > 0.9999  # barely mixes
+
+
+def test_gaussian_grid_corruption_and_window_are_vectorised_and_stochastic() -> None:
+    xs = np.linspace(-1, 1, 7)
+    c = ch.gaussian_grid_corruption(xs, 0.3).numpy()
+    w = np.exp(-((xs[None] - xs[:, None]) ** 2) / (2 * 0.3**2))
+    np.testing.assert_allclose(c, w / w.sum(1, keepdims=True), atol=1e-15)
+    brute = np.zeros((6, 6))
+    for x in range(6):
+        for u in range(-2, 3):
+            brute[x, min(5, max(0, x + u))] += 1 / 5
+    np.testing.assert_allclose(ch.window_corruption(6, 2).numpy(), brute, atol=1e-15)
+
+
+def test_t22_nonparametric_chain_matches_the_parzen_target() -> None:
+    """T22: 2000 chains, 200 steps: mean and covariance within 0.05 of the Parzen-smoothed target."""
+    from dae_tutor import densities
+
+    data = densities.Spiral().sample(200, generator=torch.Generator().manual_seed(0)).double()
+    data = data / data.std(0)  # spec §3.2 prototype has a spiral of unit scale
+    s, sigma = 0.05, 0.3
+    gen = torch.Generator().manual_seed(1)
+    x = data[torch.randint(len(data), (2000,), generator=gen)]
+    for _ in range(200):
+        x = ch.nonparametric_dae_step(x, data, sigma, s, gen)
+    target_mean = data.mean(0)
+    target_cov = torch.cov(data.T, correction=0) + s**2 * torch.eye(2)
+    assert (x.mean(0) - target_mean).abs().max() < 0.05
+    assert (torch.cov(x.T, correction=0) - target_cov).abs().max() < 0.05
+
+
 # ----------------------------------------------------------------------------------- sampling chains vs pi
 def test_long_chain_frequencies_within_clt_bounds() -> None:
     """One chain of 2e4 steps of the exact DAE chain (C, R): the visit frequency of each state is within
@@ -448,6 +555,21 @@ def bars_3x3(flip: float = 0.05) -> np.ndarray:
         protos[3 + j, [j, j + 3, j + 6]] = 1  # vertical bar j
     h = np.abs(bits[:, None, :] - protos[None]).sum(-1)
     return (flip**h * (1 - flip) ** (9 - h)).mean(1)
+
+
+@pytest.mark.parametrize("rho", [0.1, 0.4])
+def test_n12_walkback_inside_the_factorized_family(rho: float) -> None:
+    """Spec B N12: the walkback fixed point computed inside the factorized family is *worse* than plain
+    factorized training (TV 0.220 vs 0.067 at rho = 0.1; 0.637 vs 0.426 at 0.4)."""
+    p = bars_3x3()
+    c = ch.salt_and_pepper_kernel(9, rho)
+    r_wb, _ = ch.walkback_fixed_point(p, c, project=ch.factorized_projection, tol=1e-10)
+    np.testing.assert_allclose(ch.factorized_projection(r_wb).numpy(), r_wb.numpy(), atol=1e-12)
+    tv_wb = ch.tv_distance(ch.stationary_distribution(ch.dae_transition(c, r_wb)), p)
+    plain = ch.factorized_projection(ch.bayes_reconstruction(p, c))
+    tv_plain = ch.tv_distance(ch.stationary_distribution(ch.dae_transition(c, plain)), p)
+    expected = {0.1: (0.220, 0.067), 0.4: (0.637, 0.426)}[rho]
+    assert (tv_wb, tv_plain) == pytest.approx(expected, abs=1.5e-3)
 
 
 def test_binary_states_are_in_itertools_product_order() -> None:
@@ -913,6 +1035,34 @@ def test_hypothesis_broken_stochastic_matrices_are_refused(
         )
     with pytest.raises(ValueError, match=match):
         ch.stationary_distribution(t)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: ch.gaussian_grid_corruption([0.0], 1.0), ValueError, "xs"),
+        (lambda: ch.gaussian_grid_corruption([0.0, 1.0], 0.0), ValueError, "sigma"),
+        (lambda: ch.unimodal_projection(np.eye(3), [0.0, 1.0]), ValueError, "xs"),
+        (lambda: ch.unimodal_projection(np.full((2, 2), 0.7), [0.0, 1.0]), ValueError, "R"),
+        (lambda: ch.online_counting_training(PMF_A, np.eye(10), 1, spurious=10), ValueError, "spurious"),
+        (lambda: ch.online_counting_training(PMF_A, np.eye(10), 0, spurious=1), ValueError, "epochs"),
+        (lambda: ch.online_counting_training(PMF_A, np.eye(9), 1, spurious=1), ValueError, "P"),
+        (lambda: ch.walkback_fixed_point(PMF_A, np.eye(10), project=3), TypeError, "project"),
+        (
+            lambda: ch.nonparametric_dae_step(torch.zeros(2, 2), torch.zeros(3, 3), 0.1, 0.1),
+            ValueError,
+            "train_x",
+        ),
+        (
+            lambda: ch.nonparametric_dae_step(torch.zeros(2, 2), torch.zeros(3, 2), -1, 0.1),
+            ValueError,
+            "sigma_c",
+        ),
+    ],
+)
+def test_new_bad_inputs_raise_naming_the_argument(call, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        call()
 
 
 def test_public_names() -> None:

@@ -1,7 +1,9 @@
 """Unit tests of the neural pieces of chapter 2: corruption processes, BernoulliDAE and DeepGSN.
 
 Spec B §4.3 T16 (salt-and-pepper statistics), T18 (GSN step / walkback), T19 (noiseless h_1),
-T20 (clamped sampling), plus shapes, devices, seeding, tied weights and argument checks.
+T20 (clamped sampling), T23 (walkback scaling factors), plus shapes, devices, seeding, tied weights and
+argument checks; T24-T25 are slow (marker ``slow``, excluded by default: ``pytest -m slow``). The full
+T1-T25 map is in the docstring of ``tests/test_chains.py``.
 """
 
 import itertools
@@ -12,9 +14,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dae_tutor import checks
+from dae_tutor import checks, nets
 from dae_tutor.corruption import gaussian, salt_and_pepper
-from dae_tutor.nets import BernoulliDAE, DeepGSN
+from dae_tutor.nets import BernoulliDAE, DeepGSN, ScaledHead
 from dae_tutor.train import train_loop
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -284,6 +286,135 @@ def test_walkback_training_on_binarised_digits_lowers_the_loss(digits):
     assert all(math.isfinite(v) for v in history)
     first, last = sum(history[:10]) / 10, sum(history[-10:]) / 10
     assert last < 0.8 * first, (first, last)
+
+
+def test_t23_scaled_head_at_alpha_one_is_the_base_decoder(digits):
+    """T23: alpha_k = 1 reproduces the base log-prob (1e-6) and the unscaled walkback loss exactly."""
+    gsn = DeepGSN((64, 32, 32), seed=0, dtype=torch.float64)
+    head = ScaledHead(4, dtype=torch.float64)
+    torch.testing.assert_close(head.alphas(), torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-12)
+    x = digits[:16].double()
+    logits = torch.randn(16, 64, generator=gen(3), dtype=torch.float64)
+    base = torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(1)
+    for k in range(4):
+        torch.testing.assert_close(head.log_prob(x, logits, k), base, rtol=0, atol=1e-6)
+    plain = gsn.walkback_loss(x, gen(0), per_step=True)[1]
+    scaled = gsn.walkback_loss(x, gen(0), per_step=True, scales=head)[1]
+    torch.testing.assert_close(scaled, plain, rtol=0, atol=1e-10)
+    with torch.no_grad():  # alpha_k > 0 always, even for very negative a_k
+        head.a.copy_(torch.tensor([-50.0, -1.0, 0.0, 3.0]))
+    assert bool((head.alphas() > 0).all())
+    # a scaled step multiplies the logits: alpha = 2 doubles the first reconstruction's logits
+    with torch.no_grad():
+        head.a.fill_(math.log(math.expm1(2.0)))
+    doubled = gsn.walkback_loss(x, gen(0), n_steps=1, per_step=True, scales=head)[1]
+    p1 = gsn.step(gsn.init_state(x), gen(0))[1]
+    want = nn_bce(2 * torch.logit(p1), x)
+    torch.testing.assert_close(doubled[0], want, rtol=1e-6, atol=1e-6)
+    # the gradient reaches the scaling factors
+    loss = gsn.walkback_loss(digits[:16].double(), gen(0), scales=head)
+    loss.backward()
+    assert head.a.grad is not None and head.a.grad.abs().sum() > 0
+
+
+def nn_bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1).mean()
+
+
+def test_sampling_with_a_logit_scale_sharpens_the_means(digits):
+    gsn = DeepGSN((64, 32, 32), seed=0)
+    x = digits[:8]
+    m1 = gsn.sample_chain(x, 3, gen(0), return_means=True)[1]
+    m3 = gsn.sample_chain(x, 3, gen(0), return_means=True, logit_scale=3.0)[1]
+    # the first mean is sigmoid(alpha * logits) of the same state: same side of 1/2, further from it
+    assert torch.equal(m1[0] > 0.5, m3[0] > 0.5)
+    assert bool(((m3[0] - 0.5).abs() >= (m1[0] - 0.5).abs() - 1e-6).all())
+    with pytest.raises(ValueError, match="logit_scale"):
+        gsn.sample_chain(x, 3, gen(0), logit_scale=0.0)
+
+
+def test_gaussian_head_walkback_loss_and_step():
+    """The Gaussian-head DAE: one walkback step is the DAE squared error / 2s^2 on the same noise; the
+    chain step is r(x + sigma eps) + s eps'."""
+    r = nets.AutoEncoder(2, 16, seed=0, dtype=torch.float64)
+    x = torch.randn(64, 2, generator=gen(0), dtype=torch.float64)
+    sigma, s = 0.3, 0.1
+    noise = torch.randn(x.shape, generator=gen(1), dtype=torch.float64)
+    want = (r(x + sigma * noise) - x).pow(2).sum(1).mean() / (2 * s**2)
+    got = nets.gaussian_walkback_loss(r, x, sigma, s, gen(1))
+    torch.testing.assert_close(got, want)
+    two = nets.gaussian_walkback_loss(r, x, sigma, s, gen(1), walkback_steps=3)
+    assert two > got and math.isfinite(two.item())
+    g = gen(2)
+    eps1, eps2 = (torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in range(2))
+    torch.testing.assert_close(nets.gaussian_dae_step(r, x, sigma, s, gen(2)), r(x + sigma * eps1) + s * eps2)
+    data = torch.zeros(10, 2, dtype=torch.float64)
+    pts = torch.tensor([[0.0, 0.05], [1.0, 0.0], [0.0, -2.0], [0.01, 0.0]], dtype=torch.float64)
+    assert nets.spurious_fraction(pts, data, 0.1) == 0.5
+    with pytest.raises(ValueError, match="walkback_steps"):
+        nets.gaussian_walkback_loss(r, x, sigma, s, walkback_steps=0)
+    with pytest.raises(ValueError, match="radius"):
+        nets.spurious_fraction(pts, data, 0.0)
+    with pytest.raises(ValueError, match="n_steps"):
+        ScaledHead(0)
+
+
+def test_walkback_loss_refuses_a_too_short_scaled_head(digits):
+    with pytest.raises(ValueError, match="scales"):
+        DeepGSN((64, 8, 8), seed=0).walkback_loss(digits[:4], gen(0), scales=ScaledHead(2))
+    with pytest.raises(TypeError, match="scales"):
+        DeepGSN((64, 8, 8), seed=0).walkback_loss(digits[:4], gen(0), scales=3)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured: walkback leaves 0.073 of the chains off the spiral against 0.000 for the plain DAE "
+    "(chapter 2, §2.8 recipe); the spec's expectation T24 does not hold at this scale",
+)
+def test_t24_walkback_does_not_add_spurious_samples_on_the_spiral():
+    """T24 (empirical, spec B §4.3): on the 2-D spiral, chains of a Gaussian-head DAE trained with walkback
+    end off the data no more often than those of the plain DAE (+ 0.05). Same recipe as chapter 2 §2.8."""
+    from dae_tutor import densities, runtime
+
+    data = densities.Spiral().sample(5000, generator=gen(0)).float()
+    fractions = {}
+    for steps in (1, 4):
+        r = nets.AutoEncoder(2, 256, length_scale=0.1, seed=0)
+        g = runtime.generator(1)
+
+        def loss_fn(r=r, g=g, steps=steps) -> torch.Tensor:
+            batch = data[torch.randint(len(data), (256,), generator=g)]
+            return nets.gaussian_walkback_loss(r, batch, 0.05, 0.01, g, walkback_steps=steps)
+
+        train_loop(loss_fn, r, steps=2000, lr=3e-3, progress=False)
+        x = 1.2 * torch.rand(1000, 2, generator=runtime.generator(2)) - 0.6
+        g = runtime.generator(3)
+        for _ in range(100):
+            x = nets.gaussian_dae_step(r, x, 0.05, 0.01, g)
+        fractions[steps] = nets.spurious_fraction(x, data, 0.05)
+    print("off-data fractions (plain, walkback):", fractions)
+    assert fractions[4] <= fractions[1] + 0.05, fractions
+
+
+@pytest.mark.slow
+def test_t25_short_training_lowers_the_first_step_test_nll(digits):
+    """T25: a GSN-2 trained briefly on digits has a lower step-1 test reconstruction NLL than at init."""
+    train, test = digits[:1500], digits[1500:]
+    gsn = DeepGSN((64, 128, 128), seed=0)
+
+    def first_step_nll() -> float:
+        with torch.no_grad():
+            return gsn.walkback_loss(test, gen(9), per_step=True)[1][0].item()
+
+    before = first_step_nll()
+    g = gen(0)
+
+    def loss_fn() -> torch.Tensor:
+        return gsn.walkback_loss(train[torch.randint(len(train), (32,), generator=g)], g)
+
+    train_loop(loss_fn, gsn, steps=600, optimizer="sgd", lr=0.02, optimizer_options={"momentum": 0.5})
+    assert first_step_nll() < before
 
 
 @CUDA
