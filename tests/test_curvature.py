@@ -8,7 +8,16 @@ import torch.nn.functional as F
 
 from dae_tutor import curvature, nets, runtime
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def float64_by_default():
+    """The exact checks need float64; restore the default so that later test modules see float32."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def small_problem(activation: str = "tanh", n: int = 60, sizes=(5, 8, 3), seed: int = 0):
@@ -89,15 +98,27 @@ def test_subset_is_fixed_and_of_the_requested_size():
 SPECTRA = {
     # well separated, indefinite: a few large positive, a bulk near 0, a few negative
     "indefinite": torch.cat(
-        [torch.linspace(-2.0, -0.5, 4), 0.01 * torch.linspace(-1, 1, 292), torch.linspace(1, 4, 4)]
+        [
+            torch.linspace(-2.0, -0.5, 4, dtype=F64),
+            0.01 * torch.linspace(-1, 1, 292, dtype=F64),
+            torch.linspace(1, 4, 4, dtype=F64),
+        ]
     ),
     # clustered extremes: gaps of 1e-3 relative to a width of 2
     "clustered": torch.cat(
-        [-1 - 1e-3 * torch.arange(6.0), torch.linspace(-0.5, 0.5, 288), 1 + 1e-3 * torch.arange(6.0)]
+        [
+            -1 - 1e-3 * torch.arange(6.0, dtype=F64),
+            torch.linspace(-0.5, 0.5, 288, dtype=F64),
+            1 + 1e-3 * torch.arange(6.0, dtype=F64),
+        ]
     ),
     # the thesis's shape: |lambda_min| << lambda_max
     "lopsided": torch.cat(
-        [-0.05 - 0.01 * torch.arange(5.0), torch.linspace(-0.01, 0.2, 285), torch.linspace(2, 4, 10)]
+        [
+            -0.05 - 0.01 * torch.arange(5.0, dtype=F64),
+            torch.linspace(-0.01, 0.2, 285, dtype=F64),
+            torch.linspace(2, 4, 10, dtype=F64),
+        ]
     ),
 }
 
