@@ -141,12 +141,12 @@ def lanczos(
     reorthogonalised against all previous ones twice (classical Gram–Schmidt, "twice is enough"), so
     the basis Q_m stays orthonormal to rounding and no spurious copies appear. The eigenpairs (θ_i, s_i)
     of the tridiagonal T_m = QᵀAQ give Ritz pairs (θ_i, Q_m s_i) with residual ‖A x_i − θ_i x_i‖ =
-    β_m |s_i[m]|. The iteration stops when each of the k wanted pairs has ‖r_i‖ ≤ ``tol`` · |θ_i − σ|:
-    with no shift (σ = 0) that is ARPACK's test, and by Bauer–Fike |θ_i − λ_i| ≤ ‖r_i‖, so every eigenvalue
+    β_m abs(s_i[m]). The iteration stops when each of the k wanted pairs has ‖r_i‖ ≤ ``tol`` · abs(θ_i − σ):
+    with no shift (σ = 0) that is ARPACK's test, and by Bauer–Fike abs(θ_i − λ_i) ≤ ‖r_i‖, so every eigenvalue
     is then correct to ``tol`` relative. The **spectral shift** σ is what running ARPACK on σI − H does for
     SA (σ = λ₁, app. 11.A): the Krylov space is shift-invariant, so the iteration is the same, but the test
-    is measured against the distance to σ, the spectral width, instead of the small |λ_d|, and stops sooner
-    (eigenvalues then correct to ``tol`` · |θ_i − σ| absolute). ``shift="auto"`` takes σ = the Ritz value
+    is measured against the distance to σ, the spectral width, instead of the small abs(λ_d), and stops sooner
+    (eigenvalues then correct to ``tol`` · abs(θ_i − σ) absolute). ``shift="auto"`` takes σ = the Ritz value
     at the other end of the spectrum, which Lanczos gets for free. There is no restart: the basis grows to
     at most ``max_iter`` vectors (d x max_iter numbers on the device).
 
@@ -279,8 +279,9 @@ class DatasetLoss:
     """L(θ) = (1/N) Σ_n ℓ(f_θ(x_n), y_n) over a dataset or a fixed subset of it (thesis §11.2.1, app. 11.D).
 
     ``loss_fn(outputs, targets)`` is a mean-reduced criterion (e.g. ``F.cross_entropy``); the data are cut
-    into fixed chunks of ``chunk_size`` rows and every quantity is the |b|/N-weighted sum over chunks, always
-    in the same order, so repeated calls give bit-identical results (what ARPACK/Lanczos need, app. 11.D).
+    into fixed chunks of ``chunk_size`` rows and every quantity is the sum over chunks b weighted by
+    n_b/N (n_b rows in b), always in the same order, so repeated calls give bit-identical results (what
+    ARPACK/Lanczos need, app. 11.D).
     ``subset`` (a fraction in (0, 1]) keeps a fixed random subset drawn once from ``generator``. The model
     is used through ``torch.func.functional_call`` with θ: put it in eval mode (no dropout, BatchNorm fixed).
     """
@@ -354,7 +355,7 @@ class DatasetLoss:
         return sum(w * grad(self._chunk_loss(x, y))(theta) for w, x, y in self._chunks())
 
     def hvp(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """H(θ)v (v of shape (d,) or (m, d)) = Σ_b (|b|/N) H_b v, forward-over-reverse per chunk."""
+        """H(θ)v (v of shape (d,) or (m, d)) = Σ_b (n_b/N) H_b v over the chunks, forward-over-reverse."""
         theta = self._check_theta(theta)
         return sum(w * hvp(self._chunk_loss(x, y), theta, v) for w, x, y in self._chunks())
 
