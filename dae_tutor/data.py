@@ -176,7 +176,7 @@ def _load_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _official_part(split: str, n: int, where: Path, n_valid: int = N_VALID) -> slice:
-    """Rows of ``split`` in an official file of ``n`` images (the last ``n_valid`` train images are "valid")."""
+    """Rows of ``split`` in an official file of ``n`` images (the last ``n_valid`` form "valid")."""
     if split == "test":
         return slice(0, n)
     if n <= n_valid:
@@ -306,7 +306,7 @@ def _bundled_split(split: str, reasons: list[str]) -> tuple[torch.Tensor, torch.
 
 
 def svhn(split: str = "train", *, extra: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """SVHN ``split`` ("train", "valid", "test"): float32 images (n, 3072) in [0, 1], int64 labels (n,) in 0–9.
+    """SVHN ``split`` ("train", "valid", "test"): float32 images (n, 3072) in [0, 1], int64 labels in 0–9.
 
     Each image is flattened channel-major, ``(channel, row, column)`` as in :data:`SVHN_SHAPE`:
     ``images.view(n, 3, 32, 32)`` gives it back. The files label the digit 0 as 10; here it is 0.
@@ -330,7 +330,7 @@ def svhn(split: str = "train", *, extra: bool = False) -> tuple[torch.Tensor, to
 
 
 def _svhn_file(name: str) -> Path:
-    """``name`` from ``$DAE_TUTOR_DATA``, else the verified cache or a download; ``FileNotFoundError`` if none."""
+    """``name`` from ``$DAE_TUTOR_DATA``, else the verified cache or download; else ``FileNotFoundError``."""
     directory = _data_dir()
     if directory is not None and (directory / name).is_file():
         return directory / name
@@ -358,7 +358,8 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
         found = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
         raise ValueError(f"{path}: expected uint8 images X of shape (32, 32, 3, n), got {found}")
     if not isinstance(y, np.ndarray) or y.size != x.shape[3]:
-        raise ValueError(f"{path}: expected {x.shape[3]} labels y, got {getattr(y, 'shape', type(y).__name__)}")
+        found = y.shape if isinstance(y, np.ndarray) else type(y).__name__
+        raise ValueError(f"{path}: expected {x.shape[3]} labels y, got {found}")
     labels = y.reshape(-1).astype(np.int64)
     if labels.size and (labels.min() < 1 or labels.max() > 10):
         raise ValueError(f"{path}: labels y must lie in 1..10, got [{labels.min()}, {labels.max()}]")

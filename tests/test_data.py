@@ -366,7 +366,7 @@ def test_missing_subset_explains_how_to_get_mnist(monkeypatch, tmp_path):
 
 
 def flatten_by_index(x: np.ndarray) -> np.ndarray:
-    """(32, 32, 3, n) uint8 -> (n, 3072) float32 / 255, pixel (row r, column c, channel k) at k * 1024 + r * 32 + c."""
+    """(32, 32, 3, n) uint8 -> (n, 3072) float32 / 255; (row r, col c, channel k) at k*1024 + r*32 + c."""
     out = np.empty((x.shape[3], 3072), dtype=np.float32)
     r, c, k = np.meshgrid(np.arange(32), np.arange(32), np.arange(3), indexing="ij")
     out[:, (k * 1024 + r * 32 + c).ravel()] = x.reshape(-1, x.shape[3]).T
@@ -471,7 +471,7 @@ def test_svhn_without_any_source_says_how_to_get_the_files():
 
 def test_svhn_missing_extra_file_is_reported(svhn_dir):
     (Path(data._data_dir()) / "extra_32x32.mat").unlink()
-    with pytest.raises(FileNotFoundError, match="extra_32x32.mat"):
+    with pytest.raises(FileNotFoundError, match=r"extra_32x32\.mat"):
         data.svhn("train", extra=True)
 
 

@@ -224,7 +224,8 @@ def test_command_line_prints_progress(capsys):
 def test_command_line_trains_on_svhn_with_its_input_width(monkeypatch, tmp_path, capsys, svhn_mat):
     svhn_mat(tmp_path / "train_32x32.mat", 6_200)  # 200 training images, 3072 pixels each
     monkeypatch.setenv("DAE_TUTOR_DATA", str(tmp_path))
-    res = dist.main(["--dataset", "svhn", "--workers", "1", "--steps", "60", "--examples", "150", "--hidden", "16"])
+    args = ["--dataset", "svhn", "--workers", "1", "--steps", "60", "--examples", "150", "--hidden", "16"]
+    res = dist.main(args)
     assert "done: 60 steps, 1 workers" in capsys.readouterr().out
     assert len(res.weights) == 150 and math.isfinite(res.final_loss)
 
