@@ -1,4 +1,4 @@
-"""MNIST: from a local folder, the cache, a verified download, or a small bundled subset.
+"""MNIST and SVHN: from a local folder, the cache, a verified download (MNIST: or a bundled subset).
 
 :func:`mnist` returns float32 images in [0, 1] of shape (n, 784) and int64
 labels. It looks for the four official IDX files in this order:
@@ -14,6 +14,14 @@ labels. It looks for the four official IDX files in this order:
 "train" and "valid" are the standard 50,000/10,000 split of the official
 training set (the first 50,000 and the last 10,000 images); "test" is the
 official 10,000-image test set. Nothing is read or downloaded at import.
+
+:func:`svhn` returns the Street View House Numbers digits (Netzer et al., 2011; the
+"permutation-invariant SVHN" of thesis ch. 7 is these images flattened) from the
+official ``train_32x32.mat``, ``test_32x32.mat`` and ``extra_32x32.mat``, looked for in
+the same order: ``$DAE_TUTOR_DATA``, the cache ``<cache>/svhn`` (MD5-verified), a download
+from :data:`SVHN_MIRRORS` (or ``$DAE_TUTOR_SVHN_MIRRORS``; set it empty to forbid
+downloads) checked against the official MD5s. There is no bundled fallback: without the
+files it raises ``FileNotFoundError`` saying how to get them.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 import torch
 
 from dae_tutor import cache, checks
@@ -46,6 +55,16 @@ MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+SVHN_MIRRORS_ENV_VAR = "DAE_TUTOR_SVHN_MIRRORS"
+SVHN_MIRRORS = ("http://ufldl.stanford.edu/housenumbers/",)
+# The official MD5 sums (as in torchvision.datasets.SVHN.split_list).
+SVHN_MD5 = {
+    "train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
+    "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
+    "extra_32x32.mat": "a93ce644f1a588dc4d68dda5feec44a7",
+}
+SVHN_N_VALID = 6_000  # the last SVHN_N_VALID images of train_32x32.mat form "valid"
+SVHN_SHAPE = (3, 32, 32)  # channels, rows, columns: the order of the flattened pixels
 DOWNLOAD_TIMEOUT_S = 20.0
 SPLITS = ("train", "valid", "test")
 BINARIZE_MODES = ("threshold", "stochastic")
@@ -156,13 +175,13 @@ def _load_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return _to_tensors(images[part], labels[part])
 
 
-def _official_part(split: str, n: int, where: Path) -> slice:
-    """Rows of ``split`` in an official file of ``n`` images (the last N_VALID train images are "valid")."""
+def _official_part(split: str, n: int, where: Path, n_valid: int = N_VALID) -> slice:
+    """Rows of ``split`` in an official file of ``n`` images (the last ``n_valid`` form "valid")."""
     if split == "test":
         return slice(0, n)
-    if n <= N_VALID:
-        raise ValueError(f"{where}: a training file needs more than {N_VALID} images, got {n}")
-    return slice(0, n - N_VALID) if split == "train" else slice(n - N_VALID, n)
+    if n <= n_valid:
+        raise ValueError(f"{where}: a training file needs more than {n_valid} images, got {n}")
+    return slice(0, n - n_valid) if split == "train" else slice(n - n_valid, n)
 
 
 def _data_dir() -> Path | None:
@@ -188,37 +207,44 @@ def _from_data_dir(stem: str) -> tuple[Path, Path] | None:
     return None if None in found else (found[0], found[1])
 
 
-def _mirrors() -> list[str]:
-    """Base URLs to download from: ``$DAE_TUTOR_MNIST_MIRRORS`` if set (empty: none), else :data:`MIRRORS`."""
-    value = os.environ.get(MIRRORS_ENV_VAR)
+def _mirrors(env_var: str = MIRRORS_ENV_VAR, default: tuple[str, ...] = MIRRORS) -> list[str]:
+    """Base URLs to download from: ``$env_var`` if set (empty: none), else ``default``."""
+    value = os.environ.get(env_var)
     if value is None:
-        return list(MIRRORS)
+        return list(default)
     urls = value.replace(",", " ").split()
     for url in urls:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"{MIRRORS_ENV_VAR} must list http:// or https:// base URLs, got {url!r}")
+            raise ValueError(f"{env_var} must list http:// or https:// base URLs, got {url!r}")
     return [url if url.endswith("/") else url + "/" for url in urls]
 
 
 def _md5(data: bytes) -> str:
-    """Hex MD5 digest of ``data`` (the checksum the official MNIST files are published with)."""
+    """Hex MD5 digest of ``data`` (the checksum the official MNIST and SVHN files are published with)."""
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def _cached_or_downloaded(name: str) -> Path:
-    """Path of the verified file ``name`` in the cache, downloading it first when needed.
+def _cached_or_downloaded(
+    name: str,
+    folder: str = "mnist",
+    md5: dict[str, str] = MD5,
+    env_var: str = MIRRORS_ENV_VAR,
+    default: tuple[str, ...] = MIRRORS,
+) -> Path:
+    """Path of the verified file ``name`` in ``<cache>/folder``, downloading it first when needed.
 
-    A cached file with the wrong MD5 is deleted with a warning. Raises ``OSError``
-    listing what went wrong with every mirror when no valid copy can be fetched.
+    ``md5`` maps file names to their official MD5; the mirrors are ``$env_var`` or ``default``
+    (see :func:`_mirrors`). A cached file with the wrong MD5 is deleted with a warning. Raises
+    ``OSError`` listing what went wrong with every mirror when no valid copy can be fetched.
     """
-    path = cache.directory() / "mnist" / name
+    path = cache.directory() / folder / name
     if path.is_file():
-        if _md5(path.read_bytes()) == MD5[name]:
+        if _md5(path.read_bytes()) == md5[name]:
             return path
         warnings.warn(f"cached {path} fails its MD5 check; deleting it and downloading again", stacklevel=2)
         path.unlink()
     failures = []
-    for base in _mirrors():
+    for base in _mirrors(env_var, default):
         url = base + name
         print(f"Downloading {url} ...")
         try:
@@ -227,14 +253,14 @@ def _cached_or_downloaded(name: str) -> Path:
         except (OSError, http.client.HTTPException) as error:
             failures.append(f"{url}: {error!r}")
             continue
-        if _md5(data) != MD5[name]:
+        if _md5(data) != md5[name]:
             failures.append(
                 f"{url}: {len(data):,} bytes with the wrong MD5 (truncated or corrupted); discarded"
             )
             continue
         cache.write_bytes_atomic(path, data)
         return path
-    raise OSError(f"could not download {name}: " + ("; ".join(failures) or f"${MIRRORS_ENV_VAR} is empty"))
+    raise OSError(f"could not download {name}: " + ("; ".join(failures) or f"${env_var} is empty"))
 
 
 def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +276,7 @@ def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (n, rows, cols) and labels as float32 (n, rows * cols) in [0, 1] and int64 (n,)."""
+    """uint8 images (n, ...) and labels as float32 (n, pixels) in [0, 1] (C order) and int64 (n,)."""
     pixels = images.reshape(len(images), -1).astype(np.float32)
     pixels /= 255.0
     return torch.from_numpy(pixels), torch.from_numpy(labels.astype(np.int64))
@@ -277,3 +303,65 @@ def _bundled_split(split: str, reasons: list[str]) -> tuple[torch.Tensor, torch.
         f"Full MNIST was not found ({why}). To use it, {how_to}."
     )
     return _to_tensors(images[part], labels[part])
+
+
+def svhn(split: str = "train", *, extra: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """SVHN ``split`` ("train", "valid", "test"): float32 images (n, 3072) in [0, 1], int64 labels in 0–9.
+
+    Each image is flattened channel-major, ``(channel, row, column)`` as in :data:`SVHN_SHAPE`:
+    ``images.view(n, 3, 32, 32)`` gives it back. The files label the digit 0 as 10; here it is 0.
+    "valid" is the last :data:`SVHN_N_VALID` (6,000) images of ``train_32x32.mat``, "train" the
+    others (67,257), "test" the 26,032 of ``test_32x32.mat``. ``extra=True`` (only with "train")
+    appends the 531,131 images of ``extra_32x32.mat`` (598,388 in all; the float32 tensor takes
+    7.4 GB): thesis ch. 7 trained on train + extra less a random 5 % for validation (L2522–2524).
+    The module docstring lists where the files come from.
+    """
+    split = checks.one_of("split", split, SPLITS)
+    extra = checks.boolean("extra", extra)
+    if extra and split != "train":
+        raise ValueError(f"extra=True appends the extra set to split='train' only, got split={split!r}")
+    path = _svhn_file("test_32x32.mat" if split == "test" else "train_32x32.mat")
+    images, labels = _read_svhn(path)
+    part = _official_part(split, len(labels), path, SVHN_N_VALID)
+    images, labels = images[part], labels[part]
+    if extra:
+        more_images, more_labels = _read_svhn(_svhn_file("extra_32x32.mat"))
+        images, labels = np.concatenate([images, more_images]), np.concatenate([labels, more_labels])
+    return _to_tensors(images, labels)
+
+
+def _svhn_file(name: str) -> Path:
+    """``name`` from ``$DAE_TUTOR_DATA``, else the verified cache or download; else ``FileNotFoundError``."""
+    directory = _data_dir()
+    if directory is not None and (directory / name).is_file():
+        return directory / name
+    reasons = [f"${DATA_ENV_VAR} is unset" if directory is None else f"{directory} has no {name}"]
+    try:
+        return _cached_or_downloaded(name, "svhn", SVHN_MD5, SVHN_MIRRORS_ENV_VAR, SVHN_MIRRORS)
+    except OSError as error:
+        reasons.append(str(error))
+    raise FileNotFoundError(
+        f"SVHN file {name} is not available ({'; '.join(reasons)}). To get it, download "
+        f"{SVHN_MIRRORS[0]}{name} (MD5 {SVHN_MD5[name]}) into a folder and set {DATA_ENV_VAR} to that "
+        f"folder, or put it in {cache.directory() / 'svhn'}, or let svhn() download it "
+        f"(unset {SVHN_MIRRORS_ENV_VAR}, or set it to mirror base URLs)."
+    )
+
+
+def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An SVHN .mat file as uint8 images (n, 3, 32, 32) and uint8 labels (n,) in 0–9 (10 becomes 0)."""
+    try:
+        mat = scipy.io.loadmat(path)
+    except (ValueError, OSError, NotImplementedError, scipy.io.matlab.MatReadError) as error:
+        raise ValueError(f"{path}: not a readable MATLAB file (truncated or corrupted?): {error}") from None
+    x, y = mat.get("X"), mat.get("y")
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
+        found = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise ValueError(f"{path}: expected uint8 images X of shape (32, 32, 3, n), got {found}")
+    if not isinstance(y, np.ndarray) or y.size != x.shape[3]:
+        found = y.shape if isinstance(y, np.ndarray) else type(y).__name__
+        raise ValueError(f"{path}: expected {x.shape[3]} labels y, got {found}")
+    labels = y.reshape(-1).astype(np.int64)
+    if labels.size and (labels.min() < 1 or labels.max() > 10):
+        raise ValueError(f"{path}: labels y must lie in 1..10, got [{labels.min()}, {labels.max()}]")
+    return x.transpose(3, 2, 0, 1), (labels % 10).astype(np.uint8)

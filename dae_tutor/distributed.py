@@ -53,6 +53,7 @@ from dae_tutor import checks, runtime
 from dae_tutor import importance as imp
 
 MODES = ("relaxed", "exact")
+DATASETS = ("mnist", "svhn")  # the command line's --dataset choices
 DEFAULT_TIMEOUT_S = 10.0
 POLL_S = 0.005  # how often a waiting process looks at the store again
 _PARAMS_HEADER = struct.Struct("<qd")  # master step of the push, wall time of the push
@@ -654,10 +655,12 @@ def run_distributed(
 
 
 def main(argv: list[str] | None = None) -> RunResult | None:
-    """``python -m dae_tutor.importance --workers N --store tcp|redis://HOST:PORT ...`` on MNIST.
+    """``python -m dae_tutor.importance --workers N --store tcp|redis://HOST:PORT ...`` on MNIST or SVHN.
 
-    With ``--worker RANK`` the process is one worker of a master started elsewhere with the same
-    ``--workers``, ``--store``, ``--run-name``, ``--hidden``, ``--examples`` and ``--seed``.
+    ``--dataset svhn`` trains on permutation-invariant SVHN (:func:`dae_tutor.data.svhn`, the
+    thesis's task); the model's input width is the data's (784 or 3072). With ``--worker RANK``
+    the process is one worker of a master started elsewhere with the same ``--workers``,
+    ``--store``, ``--run-name``, ``--dataset``, ``--hidden``, ``--examples`` and ``--seed``.
     """
     from dae_tutor import data, nets
 
@@ -678,14 +681,15 @@ def main(argv: list[str] | None = None) -> RunResult | None:
     parser.add_argument("--push-every", type=int, default=20)
     parser.add_argument("--smoothing", type=float, default=0.1, help="κ, relative to the mean weight")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer widths")
-    parser.add_argument("--examples", type=int, default=4000, help="MNIST training examples used")
+    parser.add_argument("--dataset", default="mnist", choices=DATASETS, help="training data (default mnist)")
+    parser.add_argument("--examples", type=int, default=4000, help="training examples used (the first ones)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     runtime.set_threads(1)
-    x, y = data.mnist("train")
+    x, y = data.svhn("train") if args.dataset == "svhn" else data.mnist("train")
     x, y = x[: args.examples], y[: args.examples]
-    model = nets.MLP([784, *args.hidden, 10], "relu", seed=args.seed)
+    model = nets.MLP([x.shape[1], *args.hidden, 10], "relu", seed=args.seed)
     if args.worker is not None:
         if args.run_name is None:
             parser.error("--worker needs the master's --run-name")

@@ -1,4 +1,4 @@
-"""Test-wide settings: the quick profile, one CPU thread, no downloads.
+"""Test-wide settings (the quick profile, one CPU thread, no downloads) and shared fixtures.
 
 Set at import, before nbval starts any kernel, so the chapters' kernels inherit them. The
 kernels keep their inline plotting backend: checked cells that also draw must reproduce their figure.
@@ -6,7 +6,31 @@ kernels keep their inline plotting backend: checked cells that also draw must re
 
 import os
 
+import numpy as np
+import pytest
+import scipy.io
+
 os.environ["DAE_TUTOR_PROFILE"] = "quick"
 os.environ.setdefault("DAE_TUTOR_THREADS", "1")
-# Tests never download: MNIST comes from DAE_TUTOR_DATA or the bundled subset.
+# Tests never download: MNIST comes from DAE_TUTOR_DATA or the bundled subset, SVHN from
+# DAE_TUTOR_DATA (tests write small synthetic .mat files there).
 os.environ.setdefault("DAE_TUTOR_MNIST_MIRRORS", "")
+os.environ.setdefault("DAE_TUTOR_SVHN_MIRRORS", "")
+
+
+@pytest.fixture
+def svhn_mat():
+    """Write a synthetic SVHN .mat file: ``svhn_mat(path, n, seed)`` -> (X (32, 32, 3, n) uint8, y (n, 1)).
+
+    Laid out like the official files (Netzer et al., 2011): labels 1..10, the digit 0 stored as 10.
+    """
+
+    def write(path, n: int, seed: int = 0, label_dtype=np.uint8):
+        rng = np.random.default_rng(seed)
+        x = rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8)
+        y = rng.integers(1, 11, size=(n, 1)).astype(label_dtype)
+        y[: min(n, 3)] = 10  # some zeros, stored as 10
+        scipy.io.savemat(path, {"X": x, "y": y})
+        return x, y
+
+    return write

@@ -1,7 +1,8 @@
-"""Tests of dae_tutor.data: the IDX parser, the four MNIST sources, binarization and bad input.
+"""Tests of dae_tutor.data: the IDX parser, the four MNIST sources, SVHN, binarization and bad input.
 
 The truth comes from outside the module: the official test-set files and their
-MD5SUMS in ../shared, IDX bytes written here with ``struct``, and a local HTTP
+MD5SUMS in ../shared, IDX bytes written here with ``struct``, .mat files written with
+``scipy.io.savemat`` (the ``svhn_mat`` fixture of conftest.py), and a local HTTP
 server. No test reaches the internet: every connection not to 127.0.0.1 fails.
 """
 
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -66,6 +68,7 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("DAE_TUTOR_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DAE_TUTOR_DATA", raising=False)
     monkeypatch.setenv("DAE_TUTOR_MNIST_MIRRORS", "")
+    monkeypatch.setenv("DAE_TUTOR_SVHN_MIRRORS", "")
     real_connect = socket.create_connection
 
     def local_only(address, *args, **kwargs):
@@ -357,6 +360,154 @@ def test_missing_subset_explains_how_to_get_mnist(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "BUNDLED_DIR", tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="DAE_TUTOR_DATA"):
         data.mnist("train")
+
+
+# --- SVHN ---------------------------------------------------------------------------------------
+
+
+def flatten_by_index(x: np.ndarray) -> np.ndarray:
+    """(32, 32, 3, n) uint8 -> (n, 3072) float32 / 255; (row r, col c, channel k) at k*1024 + r*32 + c."""
+    out = np.empty((x.shape[3], 3072), dtype=np.float32)
+    r, c, k = np.meshgrid(np.arange(32), np.arange(32), np.arange(3), indexing="ij")
+    out[:, (k * 1024 + r * 32 + c).ravel()] = x.reshape(-1, x.shape[3]).T
+    return out / 255
+
+
+@pytest.fixture
+def svhn_dir(monkeypatch, tmp_path, svhn_mat):
+    """$DAE_TUTOR_DATA with synthetic train (6,010 images), test (7) and extra (5) files."""
+    folder = tmp_path / "svhn-data"
+    folder.mkdir()
+    files = {
+        "train": svhn_mat(folder / "train_32x32.mat", 6_010, seed=1, label_dtype=np.float64),
+        "test": svhn_mat(folder / "test_32x32.mat", 7, seed=2),
+        "extra": svhn_mat(folder / "extra_32x32.mat", 5, seed=3),
+    }
+    monkeypatch.setenv("DAE_TUTOR_DATA", str(folder))
+    return files
+
+
+def test_svhn_from_data_dir_shapes_range_labels_and_pixel_order(svhn_dir):
+    x, y = svhn_dir["test"]
+    images, labels = data.svhn("test")
+    assert images.shape == (7, 3072) and images.dtype == torch.float32
+    assert labels.shape == (7,) and labels.dtype == torch.int64
+    assert 0 <= images.min() and images.max() <= 1
+    np.testing.assert_array_equal(labels.numpy(), np.where(y[:, 0] == 10, 0, y[:, 0]))
+    assert labels[:3].tolist() == [0, 0, 0] and set(labels.tolist()) <= set(range(10))
+    np.testing.assert_array_equal(images.numpy(), flatten_by_index(x))
+    # the documented inverse: view(n, 3, 32, 32) is (channel, row, column)
+    np.testing.assert_array_equal((images.view(7, 3, 32, 32)[4, 2, 5, 9] * 255).round().item(), x[5, 9, 2, 4])
+
+
+def test_svhn_valid_is_the_last_6000_training_images_and_extra_is_appended(svhn_dir):
+    x, y = svhn_dir["train"]
+    flat = flatten_by_index(x)
+    train_x, train_y = data.svhn("train")
+    valid_x, _ = data.svhn("valid")
+    assert train_x.shape == (10, 3072) and valid_x.shape == (6_000, 3072)
+    np.testing.assert_array_equal(train_x.numpy(), flat[:10])
+    np.testing.assert_array_equal(valid_x.numpy(), flat[10:])
+    np.testing.assert_array_equal(train_y.numpy(), y[:10, 0] % 10)
+    both_x, both_y = data.svhn("train", extra=True)
+    ex, ey = svhn_dir["extra"]
+    np.testing.assert_array_equal(both_x.numpy(), np.concatenate([flat[:10], flatten_by_index(ex)]))
+    np.testing.assert_array_equal(both_y.numpy(), np.concatenate([y[:10, 0], ey[:, 0]]) % 10)
+
+
+def test_svhn_download_is_verified_cached_and_reused(monkeypatch, tmp_path, server, svhn_mat):
+    x, _ = svhn_mat(tmp_path / "served.mat", 4)
+    body = (tmp_path / "served.mat").read_bytes()
+    server.serve("/svhn/test_32x32.mat", body)
+    monkeypatch.setitem(data.SVHN_MD5, "test_32x32.mat", md5(body))
+    monkeypatch.setenv("DAE_TUTOR_SVHN_MIRRORS", f"{server.url}/svhn")
+    images, _ = data.svhn("test")
+    np.testing.assert_array_equal(images.numpy(), flatten_by_index(x))
+    assert (tmp_path / "cache" / "svhn" / "test_32x32.mat").read_bytes() == body
+    again, _ = data.svhn("test")
+    assert len(server.requests) == 1 and torch.equal(again, images)  # the second read is the cache's
+
+
+def test_svhn_corrupt_download_is_not_cached(monkeypatch, tmp_path, server):
+    server.serve("/svhn/test_32x32.mat", b"not the official file")
+    monkeypatch.setenv("DAE_TUTOR_SVHN_MIRRORS", f"{server.url}/svhn/")
+    with pytest.raises(FileNotFoundError, match="wrong MD5"):
+        data.svhn("test")
+    assert not (tmp_path / "cache" / "svhn" / "test_32x32.mat").exists()
+
+
+def test_svhn_corrupt_cache_entry_fails_its_md5_and_is_deleted(tmp_path):
+    stale = tmp_path / "cache" / "svhn" / "test_32x32.mat"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"a truncated download")
+    with pytest.warns(UserWarning, match="MD5"), pytest.raises(FileNotFoundError):
+        data.svhn("test")
+    assert not stale.exists()
+
+
+def test_svhn_data_dir_without_the_file_falls_through_to_the_cache(monkeypatch, tmp_path, svhn_mat):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("DAE_TUTOR_DATA", str(tmp_path / "empty"))
+    cached = tmp_path / "cache" / "svhn" / "test_32x32.mat"
+    cached.parent.mkdir(parents=True)
+    _, y = svhn_mat(cached, 3)
+    monkeypatch.setitem(data.SVHN_MD5, "test_32x32.mat", md5(cached.read_bytes()))
+    _, labels = data.svhn("test")
+    assert labels.tolist() == (y[:, 0] % 10).tolist()
+
+
+def test_svhn_without_any_source_says_how_to_get_the_files():
+    with pytest.raises(FileNotFoundError) as error:
+        data.svhn("valid")
+    message = str(error.value)
+    for part in (
+        "http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
+        data.SVHN_MD5["train_32x32.mat"],
+        "DAE_TUTOR_DATA",
+        "DAE_TUTOR_SVHN_MIRRORS is empty",
+    ):
+        assert part in message
+
+
+def test_svhn_missing_extra_file_is_reported(svhn_dir):
+    (Path(data._data_dir()) / "extra_32x32.mat").unlink()
+    with pytest.raises(FileNotFoundError, match=r"extra_32x32\.mat"):
+        data.svhn("train", extra=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"garbage, not MATLAB", "not a readable MATLAB file"),
+        ({"X": np.zeros((28, 28, 1, 2), np.uint8), "y": np.ones((2, 1))}, r"shape \(32, 32, 3, n\)"),
+        ({"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.ones((3, 1))}, "expected 2 labels"),
+        ({"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.zeros((2, 1))}, "1..10"),
+    ],
+)
+def test_svhn_bad_file_in_data_dir_is_an_error_naming_it(monkeypatch, tmp_path, content, message):
+    path = tmp_path / "test_32x32.mat"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        scipy.io.savemat(path, content)
+    monkeypatch.setenv("DAE_TUTOR_DATA", str(tmp_path))
+    with pytest.raises(ValueError, match=message) as error:
+        data.svhn("test")
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"split": "extra"}, ValueError, "split"),
+        ({"split": 1}, TypeError, "split"),
+        ({"split": "test", "extra": True}, ValueError, "extra"),
+        ({"extra": 1}, TypeError, "extra"),
+    ],
+)
+def test_svhn_bad_arguments_are_named(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        data.svhn(**kwargs)
 
 
 # --- binarization -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import copy
 import itertools
+import math
 import os
 import shutil
 import signal
@@ -218,6 +219,21 @@ def test_command_line_prints_progress(capsys):
     out = capsys.readouterr().out
     assert "step      0" in out and "done: 100 steps, 1 workers" in out
     assert res.final_loss < res.initial_loss
+
+
+def test_command_line_trains_on_svhn_with_its_input_width(monkeypatch, tmp_path, capsys, svhn_mat):
+    svhn_mat(tmp_path / "train_32x32.mat", 6_200)  # 200 training images, 3072 pixels each
+    monkeypatch.setenv("DAE_TUTOR_DATA", str(tmp_path))
+    args = ["--dataset", "svhn", "--workers", "1", "--steps", "60", "--examples", "150", "--hidden", "16"]
+    res = dist.main(args)
+    assert "done: 60 steps, 1 workers" in capsys.readouterr().out
+    assert len(res.weights) == 150 and math.isfinite(res.final_loss)
+
+
+def test_command_line_rejects_an_unknown_dataset(capsys):
+    with pytest.raises(SystemExit):
+        dist.main(["--dataset", "cifar10"])
+    assert "--dataset" in capsys.readouterr().err
 
 
 def test_divergence_stops_the_master_and_its_workers():
