@@ -41,14 +41,18 @@ def _grid_and_logs(x: object, *logs: object) -> tuple[torch.Tensor, ...]:
         t = checks.tensor(name, value, ndim=1, finite=False)
         if t.shape != x.shape:
             raise ValueError(f"{name} must have the shape of x {tuple(x.shape)}, got {tuple(t.shape)}")
-        if bool(torch.isnan(t).any()) or bool((t == math.inf).any()):
+        if bool(torch.isnan(t).any()) or (name != "logits" and bool((t == math.inf).any())):
             raise ValueError(f"{name} must not contain NaN or +inf (-inf, a zero density, is allowed)")
         out.append(t.to(x))
     return tuple(out)
 
 
 def optimal_discriminator_logits(log_p_data: torch.Tensor, log_p_g: torch.Tensor) -> torch.Tensor:
-    """logit D*(x) = log p_data(x) − log p_g(x) (Prop. 1, Eq. 2), from log-densities of the same shape."""
+    """logit D*(x) = log p_data(x) − log p_g(x) (Prop. 1, Eq. 2), from log-densities of the same shape.
+
+    Where both densities are 0 (−∞ − (−∞)) D* is undefined (Prop. 1 needs it only on the union of
+    the supports); it is set to 0 there, i.e. D* = ½.
+    """
     log_p_data = checks.tensor("log_p_data", log_p_data, finite=False)
     log_p_g = checks.tensor("log_p_g", log_p_g, finite=False)
     if log_p_data.shape != log_p_g.shape:
@@ -56,7 +60,8 @@ def optimal_discriminator_logits(log_p_data: torch.Tensor, log_p_g: torch.Tensor
             f"log_p_data and log_p_g must have the same shape, got {tuple(log_p_data.shape)} "
             f"and {tuple(log_p_g.shape)}"
         )
-    return log_p_data - log_p_g
+    both_zero = (log_p_data == -math.inf) & (log_p_g == -math.inf)
+    return torch.where(both_zero, torch.zeros_like(log_p_data), log_p_data - log_p_g)
 
 
 def optimal_discriminator(log_p_data: torch.Tensor, log_p_g: torch.Tensor) -> torch.Tensor:
@@ -66,21 +71,27 @@ def optimal_discriminator(log_p_data: torch.Tensor, log_p_g: torch.Tensor) -> to
 
 def value_by_quadrature(
     x: torch.Tensor, log_p_data: torch.Tensor, log_p_g: torch.Tensor, logits: torch.Tensor
-) -> float:
+) -> torch.Tensor:
     """V(D, G) = ∫ p_data log D + p_g log(1 − D) dx (Eq. 3) for D = sigmoid(``logits``) on the grid ``x``.
 
     Each term is p·log D with log D = −softplus(−logit), so a point where a density underflows to 0
-    contributes 0, not 0·(−∞) = NaN.
+    contributes 0, not 0·(−∞) = NaN. Returns a 0-d tensor, differentiable in ``logits`` (so a
+    discriminator can be fitted to the exact criterion).
     """
     x, lpd, lpg, logits = _grid_and_logs(x, log_p_data, log_p_g, logits)
-    integrand = lpd.exp() * -F.softplus(-logits) + lpg.exp() * -F.softplus(logits)
-    return torch.trapezoid(integrand, x).item()
+    return torch.trapezoid(_times(lpd, -F.softplus(-logits)) + _times(lpg, -F.softplus(logits)), x)
+
+
+def _times(log_p: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """p·f with 0·f = 0 where p = 0 (f may be −∞ there: log D outside the other density's support)."""
+    p = log_p.exp()
+    return torch.where(p > 0, p * f, torch.zeros_like(f))
 
 
 def virtual_criterion(x: torch.Tensor, log_p_data: torch.Tensor, log_p_g: torch.Tensor) -> float:
     """C(G) = max_D V(D, G) (Eq. 4), by quadrature at D = D* of Prop. 1."""
     x, lpd, lpg = _grid_and_logs(x, log_p_data, log_p_g)
-    return value_by_quadrature(x, lpd, lpg, optimal_discriminator_logits(lpd, lpg))
+    return value_by_quadrature(x, lpd, lpg, optimal_discriminator_logits(lpd, lpg)).item()
 
 
 def jensen_shannon(x: torch.Tensor, log_p: torch.Tensor, log_q: torch.Tensor) -> float:
@@ -88,11 +99,7 @@ def jensen_shannon(x: torch.Tensor, log_p: torch.Tensor, log_q: torch.Tensor) ->
     x, lp, lq = _grid_and_logs(x, log_p, log_q)
     log_m = torch.logaddexp(lp, lq) - math.log(2.0)
 
-    def kl_term(log_a: torch.Tensor) -> torch.Tensor:
-        a = log_a.exp()
-        return torch.where(a > 0, a * (log_a - log_m), torch.zeros_like(a))
-
-    return 0.5 * torch.trapezoid(kl_term(lp) + kl_term(lq), x).item()
+    return 0.5 * torch.trapezoid(_times(lp, lp - log_m) + _times(lq, lq - log_m), x).item()
 
 
 def simultaneous_gradient_play(a0: float, b0: float, *, lr: float, steps: int) -> torch.Tensor:
