@@ -7,8 +7,12 @@ gets the mixture's log-density (GAN paper §5; GSN paper §4; thesis §5.5)::
 
 σ is chosen on a validation split from a grid (``logspace(-1, 0, 10)`` for MNIST in the
 papers' code), and the score is the mean over test points ± its standard error.
-Everything is computed in the log domain, in chunks of test points, so that no more than
-``max_elements`` squared distances are held at once.
+Everything is computed in the log domain, in chunks of ``batch_size`` test points: the memory
+budget is ``batch_size × N`` squared distances at once (by default at most
+:data:`DEFAULT_MAX_ELEMENTS`, 128 MiB in float64).
+
+Sample diagnostics: :func:`nearest_neighbours` (the memorisation check of GAN Fig. 2's right
+column) and :func:`mode_coverage` (modes hit and share of good samples on a 2-D mixture).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 
 from dae_tutor import checks
 
-DEFAULT_MAX_ELEMENTS = 2**24  # squared distances held at once (128 MiB in float64)
+DEFAULT_MAX_ELEMENTS = 2**24  # squared distances held at once by default (128 MiB in float64)
 
 
 def _points(name: str, value: object) -> torch.Tensor:
@@ -30,37 +34,92 @@ def _points(name: str, value: object) -> torch.Tensor:
     return t
 
 
+def _pair(
+    samples: object, test: object, batch_size: object, names: tuple[str, str] = ("samples", "test")
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Checked (samples on test's device and dtype, test, rows per chunk)."""
+    samples = _points(names[0], samples)
+    test = _points(names[1], test)
+    if samples.shape[1] != test.shape[1]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same dimension, "
+            f"got {samples.shape[1]} and {test.shape[1]}"
+        )
+    if batch_size is None:
+        batch_size = max(1, DEFAULT_MAX_ELEMENTS // len(samples))
+    return (
+        samples.to(device=test.device, dtype=test.dtype),
+        test,
+        checks.positive_int("batch_size", batch_size),
+    )
+
+
+def _squared_distances(chunk: torch.Tensor, samples: torch.Tensor, sample_sq: torch.Tensor) -> torch.Tensor:
+    """‖x − s‖² for a chunk of test points against all samples: ‖x‖² + ‖s‖² − 2 x·s, clamped at 0."""
+    return (chunk.pow(2).sum(1, keepdim=True) + sample_sq - 2 * chunk @ samples.T).clamp_min(0)
+
+
 def parzen_log_likelihood(
     samples: torch.Tensor,
     test: torch.Tensor,
     sigma: float,
     *,
-    max_elements: int = DEFAULT_MAX_ELEMENTS,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """Per-test-point log p̂(x) of the Gaussian Parzen window on ``samples`` (shape ``[N, d]``).
 
-    ``test`` is ``[M, d]``; returns ``[M]`` on ``test``'s device, in ``test``'s dtype. Distances
-    come from ``‖x‖² + ‖s‖² − 2 x·s`` (one matmul per chunk), clamped at 0.
+    ``test`` is ``[M, d]``; returns ``[M]`` on ``test``'s device, in ``test``'s dtype. ``batch_size``
+    test points are scored at once (one matmul each), so ``batch_size × N`` squared distances are
+    held in memory; the default keeps that under :data:`DEFAULT_MAX_ELEMENTS`.
     """
-    samples = _points("samples", samples)
-    test = _points("test", test)
-    if samples.shape[1] != test.shape[1]:
-        raise ValueError(
-            f"samples and test must have the same dimension, got {samples.shape[1]} and {test.shape[1]}"
-        )
+    samples, test, rows = _pair(samples, test, batch_size)
     sigma = checks.positive_float("sigma", sigma)
-    max_elements = checks.positive_int("max_elements", max_elements)
-    samples = samples.to(device=test.device, dtype=test.dtype)
     n, d = samples.shape
     sample_sq = samples.pow(2).sum(1)
     constant = math.log(n) + 0.5 * d * math.log(2 * math.pi * sigma**2)
-    rows = max(1, max_elements // n)
     out = torch.empty(len(test), dtype=test.dtype, device=test.device)
     for start in range(0, len(test), rows):
-        chunk = test[start : start + rows]
-        sq = (chunk.pow(2).sum(1, keepdim=True) + sample_sq - 2 * chunk @ samples.T).clamp_min(0)
-        out[start : start + rows] = torch.logsumexp(-sq / (2 * sigma**2), dim=1) - constant
+        sq = _squared_distances(test[start : start + rows], samples, sample_sq)
+        out[start : start + rows] = torch.logsumexp(sq.mul_(-0.5 / sigma**2), dim=1) - constant
     return out
+
+
+def nearest_neighbours(
+    queries: torch.Tensor, reference: torch.Tensor, *, batch_size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean distance from each query to its nearest ``reference`` point, and that point's index.
+
+    The memorisation check of GAN Fig. 2 (right column: "the nearest training example of the
+    neighboring sample"): samples that sit at distance ~0 from a training example are copies.
+    Returns ``(distances [M], indices [M])`` on ``queries``' device; chunked like
+    :func:`parzen_log_likelihood`.
+    """
+    reference, queries, rows = _pair(reference, queries, batch_size, ("reference", "queries"))
+    ref_sq = reference.pow(2).sum(1)
+    dist = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
+    index = torch.empty(len(queries), dtype=torch.long, device=queries.device)
+    for start in range(0, len(queries), rows):
+        best = _squared_distances(queries[start : start + rows], reference, ref_sq).min(dim=1)
+        dist[start : start + rows], index[start : start + rows] = best.values.sqrt(), best.indices
+    return dist, index
+
+
+def mode_coverage(
+    samples: torch.Tensor, centres: torch.Tensor, radius: float, *, min_share: float = 0.01
+) -> tuple[int, float]:
+    """(modes covered, share of good samples) of samples from a mixture with known ``centres``.
+
+    A sample is *good* when it lies within ``radius`` (e.g. 3 component standard deviations) of some
+    centre; a mode is *covered* when at least ``min_share`` of all samples are good samples at it
+    (the diagnostics of spec D_map §2.5(b)).
+    """
+    dist, index = nearest_neighbours(samples, centres)
+    radius = checks.positive_float("radius", radius)
+    min_share = checks.probability("min_share", min_share)
+    good = dist <= radius
+    counts = torch.bincount(index[good], minlength=len(centres))
+    covered = int((counts >= min_share * len(samples)).sum())
+    return covered, good.double().mean().item()
 
 
 def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
@@ -76,13 +135,11 @@ def select_parzen_sigma(
     valid: torch.Tensor,
     sigmas: Sequence[float],
     *,
-    max_elements: int = DEFAULT_MAX_ELEMENTS,
+    batch_size: int | None = None,
 ) -> tuple[float, list[float]]:
     """The σ of ``sigmas`` with the highest mean validation log-likelihood, and the whole curve."""
     if len(sigmas) == 0:
         raise ValueError("sigmas must hold at least one bandwidth")
-    curve = [
-        parzen_log_likelihood(samples, valid, s, max_elements=max_elements).mean().item() for s in sigmas
-    ]
+    curve = [parzen_log_likelihood(samples, valid, s, batch_size=batch_size).mean().item() for s in sigmas]
     best = max(range(len(curve)), key=curve.__getitem__)
     return float(sigmas[best]), curve

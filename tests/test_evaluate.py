@@ -43,7 +43,7 @@ def test_permutation_invariant_and_chunked_equals_unchunked() -> None:
     )
     whole = E.parzen_log_likelihood(samples, test, 0.5)
     shuffled = E.parzen_log_likelihood(samples[torch.randperm(200, generator=gen)], test, 0.5)
-    chunked = E.parzen_log_likelihood(samples, test, 0.5, max_elements=3 * 200 + 1)
+    chunked = E.parzen_log_likelihood(samples, test, 0.5, batch_size=3)
     torch.testing.assert_close(shuffled, whole, rtol=0, atol=1e-12)
     torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-12)
 
@@ -82,8 +82,39 @@ def test_mean_and_stderr() -> None:
         (lambda: E.parzen_log_likelihood(torch.zeros(4, 2), torch.zeros(3, 2), 0.0), "sigma"),
         (lambda: E.select_parzen_sigma(torch.zeros(4, 2), torch.zeros(3, 2), []), "sigmas"),
         (lambda: E.mean_and_stderr(torch.zeros(1)), "values"),
+        (
+            lambda: E.parzen_log_likelihood(torch.zeros(4, 2), torch.zeros(3, 2), 1.0, batch_size=0),
+            "batch_size",
+        ),
+        (lambda: E.nearest_neighbours(torch.zeros(3, 2), torch.zeros(0, 2)), "reference"),
+        (lambda: E.mode_coverage(torch.zeros(3, 2), torch.zeros(2, 2), radius=-1.0), "radius"),
     ],
 )
 def test_bad_inputs(call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_nearest_neighbours_match_brute_force_in_chunks() -> None:
+    gen = torch.Generator().manual_seed(3)
+    reference, queries = (
+        torch.randn(300, 7, generator=gen, dtype=F64),
+        torch.randn(41, 7, generator=gen, dtype=F64),
+    )
+    dist, index = E.nearest_neighbours(queries, reference, batch_size=5)
+    brute = torch.cdist(queries, reference)
+    torch.testing.assert_close(dist, brute.min(1).values, rtol=0, atol=1e-10)
+    assert torch.equal(index, brute.argmin(1))
+    # A copy of a reference point is found at distance 0: the memorisation check.
+    d0, i0 = E.nearest_neighbours(reference[[17, 4]], reference)
+    assert i0.tolist() == [17, 4] and float(d0.max()) < 1e-6
+
+
+def test_mode_coverage_counts_modes_and_good_samples() -> None:
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=F64)
+    samples = torch.cat(
+        [centres[0].expand(60, 2), centres[1].expand(39, 2), torch.full((1, 2), 5.0, dtype=F64)]
+    )
+    covered, good = E.mode_coverage(samples, centres, radius=1.0)
+    assert covered == 2 and good == pytest.approx(0.99)
+    assert E.mode_coverage(samples, centres, radius=1.0, min_share=0.5)[0] == 1

@@ -1,0 +1,224 @@
+"""Tests of dae_tutor.baselines (GAN, RBM) and dae_tutor.gan_theory against exact computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from dae_tutor import baselines as B
+from dae_tutor import gan_theory as T
+from dae_tutor import runtime
+from dae_tutor.train import DivergenceError
+
+F64 = torch.float64
+
+
+def _rbm(n_vis: int, n_hid: int, seed: int, std: float = 1.0) -> B.RBM:
+    rbm = B.RBM(n_vis, n_hid, weight_std=std, seed=seed, dtype=F64)
+    gen = runtime.generator(seed + 100)
+    with torch.no_grad():
+        rbm.b.copy_(torch.randn(n_vis, generator=gen, dtype=F64))
+        rbm.c.copy_(torch.randn(n_hid, generator=gen, dtype=F64))
+    return rbm
+
+
+def _brute_force_log_z(rbm: B.RBM) -> float:
+    """log Σ_v Σ_h exp(−E(v, h)) over every (v, h) pair, with the energy of eq. 20.5."""
+    v = B._binary_states(rbm.n_vis, rbm.W)
+    h = B._binary_states(rbm.n_hid, rbm.W)
+    vv, hh = v.repeat_interleave(len(h), 0), h.repeat(len(v), 1)
+    return torch.logsumexp(-rbm.energy(vv, hh), 0).item()
+
+
+# ----------------------------------------------------------------------------- RBM
+
+
+@pytest.mark.parametrize(("n_vis", "n_hid"), [(12, 5), (4, 9)])
+def test_rbm_free_energy_and_log_z_match_enumeration(n_vis: int, n_hid: int) -> None:
+    rbm = _rbm(n_vis, n_hid, seed=n_vis)
+    v = B._binary_states(n_vis, rbm.W)[torch.randperm(2**n_vis, generator=runtime.generator(0))[:50]]
+    h = B._binary_states(n_hid, rbm.W)
+    # F(v) = −log Σ_h exp(−E(v, h)), summing the 2^n_hid energies one by one.
+    brute = torch.stack([-torch.logsumexp(-rbm.energy(row.expand(len(h), -1), h), 0) for row in v])
+    torch.testing.assert_close(rbm.free_energy(v), brute, rtol=0, atol=1e-10)
+    # log Z (enumerating the smaller layer) against all 2^(n_vis + n_hid) pairs; P(v) sums to 1.
+    assert rbm.log_partition().item() == pytest.approx(_brute_force_log_z(rbm), abs=1e-10)
+    total = rbm.log_prob(B._binary_states(n_vis, rbm.W)).exp().sum().item()
+    assert total == pytest.approx(1.0, abs=1e-12)
+
+
+def _teacher_data(n: int = 5000) -> torch.Tensor:
+    teacher = _rbm(6, 4, seed=1, std=1.5)
+    states = B._binary_states(6, teacher.W)
+    with torch.no_grad():
+        p = teacher.log_prob(states).exp()
+    return states[torch.multinomial(p, n, replacement=True, generator=runtime.generator(3))]
+
+
+def test_cd_gradient_correlates_with_the_exact_gradient_and_improves_with_k() -> None:
+    data = _teacher_data()
+    student = B.RBM(6, 4, weight_std=0.5, seed=4, dtype=F64)
+    grads = torch.autograd.grad(student.log_prob(data).mean(), [student.W, student.b, student.c])
+    exact = torch.cat([g.flatten() for g in grads])
+
+    def estimate(k: int) -> torch.Tensor:
+        g, _ = student.contrastive_divergence(data, k, runtime.generator(5))
+        return torch.cat([g[name].flatten() for name in "Wbc"])
+
+    cd1, cd10 = estimate(1), estimate(10)
+    # CD-1 is biased but points the right way; the bias shrinks as the chain nears equilibrium
+    # (measured: cosine 0.995, relative error 0.17 for CD-1 vs 0.013 for CD-10; the Monte-Carlo
+    # noise of 5000 chains is about 0.01).
+    assert torch.nn.functional.cosine_similarity(cd1, exact, dim=0) > 0.95
+    rel = [((e - exact).norm() / exact.norm()).item() for e in (cd1, cd10)]
+    assert rel[1] < 0.05 < rel[0], rel
+
+
+def test_gibbs_chain_samples_the_exact_distribution() -> None:
+    rbm = _rbm(6, 4, seed=2, std=0.5)
+    chains = rbm.sample_chain(torch.zeros(200, 6, dtype=F64), 250, runtime.generator(6))[50:].reshape(-1, 6)
+    codes = (chains * 2 ** torch.arange(6, dtype=F64)).sum(1).long()
+    empirical = torch.bincount(codes, minlength=64).double() / len(codes)
+    with torch.no_grad():
+        exact = rbm.log_prob(B._binary_states(6, rbm.W)).exp()
+    # 40,000 correlated draws over 64 states: TV noise ~ 0.02.
+    assert 0.5 * (empirical - exact).abs().sum().item() < 0.05
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_cd_and_pcd_training_raise_the_exact_likelihood(persistent: bool) -> None:
+    data = _teacher_data(2000)
+    with torch.no_grad():
+        teacher = _rbm(6, 4, seed=1, std=1.5).log_prob(data).mean().item()  # -2.65 nats
+    rbm = B.RBM(6, 4, seed=7, dtype=F64)
+    before = rbm.log_prob(data).mean().item()  # about 6 log(1/2) = -4.16
+    B.train_rbm(rbm, data, steps=2000, k=1, persistent=persistent, lr=0.05, progress=False)
+    after = rbm.log_prob(data).mean().item()
+    # Same architecture as the teacher that drew the data: training gets within 0.05 nats of the
+    # teacher's own log-likelihood (measured 0.015 for CD-1 and PCD-1).
+    assert after > teacher - 0.05 and after > before + 1
+
+
+# ----------------------------------------------------------------------------- GAN theory
+
+X = torch.linspace(-40, 40, 200_001, dtype=F64)  # e^(-40²/2) underflows float64: the naive form fails
+
+
+def _log_normal(mean: float, std: float) -> torch.Tensor:
+    return torch.from_numpy(stats.norm(mean, std).logpdf(X.numpy()))
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "expected"),
+    [(0.0, 1.0, -math.log(4)), (1.0, 1.0, -1.16345), (3.0, 0.5, -0.12456)],
+)
+def test_virtual_criterion_matches_theorem_1(mean: float, std: float, expected: float) -> None:
+    lpd, lpg = _log_normal(0, 1), _log_normal(mean, std)
+    c = T.virtual_criterion(X, lpd, lpg)
+    # The reference values are rounded to 5 decimals (spec D_map §2.3); the quadrature is exact to ~1e-12.
+    assert abs(c - expected) < 1e-5
+    assert c == pytest.approx(-T.LOG_4 + 2 * T.jensen_shannon(X, lpd, lpg), abs=1e-9)
+
+
+def test_optimal_discriminator_is_the_density_ratio_and_maximises_v() -> None:
+    lpd, lpg = _log_normal(0, 1), _log_normal(1, 1)
+    d_star = T.optimal_discriminator(lpd, lpg)
+    middle = X.abs() < 5
+    ratio = lpd.exp() / (lpd.exp() + lpg.exp())
+    torch.testing.assert_close(d_star[middle], ratio[middle], rtol=1e-12, atol=0)
+    # Far out both densities underflow: the ratio is 0/0, D* stays defined (here D* = σ(0.5 − x)).
+    assert bool(torch.isnan(ratio).any()) and bool(torch.isfinite(d_star).all())
+    c = T.virtual_criterion(X, lpd, lpg)
+    for shift in (-0.3, 0.2):  # any other discriminator does worse (Prop. 1)
+        assert T.value_by_quadrature(X, lpd, lpg, (lpd - lpg) + shift) < c
+
+
+def test_bilinear_game_orbits_outwards() -> None:
+    path = T.simultaneous_gradient_play(1.0, 0.0, lr=0.1, steps=50)
+    radius = path.norm(dim=1)
+    torch.testing.assert_close(radius[1:] / radius[:-1], torch.full((50,), math.sqrt(1.01), dtype=F64))
+
+    def field(p: torch.Tensor) -> torch.Tensor:  # (−∂v/∂a, ∂v/∂b) for v = ab
+        return torch.stack([-p[1], p[0]])
+
+    eig = torch.linalg.eigvals(torch.autograd.functional.jacobian(field, torch.zeros(2, dtype=F64)))
+    np.testing.assert_allclose(sorted(eig.imag.tolist()), [-1, 1])
+    np.testing.assert_allclose(eig.real, 0)
+
+
+# ----------------------------------------------------------------------------- GAN
+
+
+def test_algorithm_1_moves_g_onto_the_data_and_v_towards_minus_log_4() -> None:
+    gan = B.GAN(1, 1, generator_hidden=(16,), discriminator_hidden=(16,), activation="tanh", dtype=F64)
+    before = gan.sample(2000, runtime.generator(1)).mean().item()
+    history = B.train_gan(
+        gan,
+        lambda m, g: 2 + 0.5 * torch.randn(m, 1, generator=g, dtype=F64),
+        steps=600,
+        batch_size=128,
+        lr=2e-3,
+    )
+    samples = gan.sample(5000, runtime.generator(1))
+    assert abs(before - 2) > 1 and abs(samples.mean().item() - 2) < 0.2
+    # At equilibrium V = −log 4 = −1.386; minibatch estimates of 128 points scatter by ~0.02.
+    assert abs(np.mean(history["value"][-50:]) + math.log(4)) < 0.05
+
+
+def test_saturating_loss_has_vanishing_gradient_when_d_rejects_samples() -> None:
+    gan = B.GAN(1, 1, generator_hidden=(8,), discriminator_hidden=(8,), activation="tanh", dtype=F64)
+    with torch.no_grad():  # first D(x) = σ(−20) everywhere: sure that every sample is fake
+        for p in gan.discriminator.parameters():
+            p.zero_()
+        gan.discriminator.linear1.bias.fill_(-20.0)
+    z = gan.noise(256, runtime.generator(0))
+    sat, non_sat = gan.generator_grad_norm(z, "saturating"), gan.generator_grad_norm(z, "non-saturating")
+    assert sat == 0.0 and non_sat == 0.0  # D is constant in x here: no gradient at all
+    with torch.no_grad():
+        gan.discriminator.linear0.weight.fill_(1.0)
+        gan.discriminator.linear1.weight.fill_(1.0)
+    sat, non_sat = gan.generator_grad_norm(z, "saturating"), gan.generator_grad_norm(z, "non-saturating")
+    # Now logit D(x) = 8 tanh(x) − 20 ∈ [−28, −12]: d/dl log(1 − σ(l)) = −σ(l) ≈ −e^l while
+    # d/dl −log σ(l) = −(1 − σ(l)) ≈ −1, so the non-saturating gradient is >= e^12 ≈ 1.6e5 times larger.
+    assert non_sat > 1e5 * sat > 0
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+def test_training_stops_on_nan() -> None:
+    gan = B.GAN(1, 1, generator_hidden=(4,), discriminator_hidden=(4,), dtype=F64)
+    with torch.no_grad():
+        gan.generator.linear1.bias.fill_(math.nan)  # as after an exploding update
+    with pytest.raises(DivergenceError, match="step 0"):
+        B.train_gan(gan, torch.zeros(10, 1, dtype=F64), steps=3, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: B.train_gan(B.GAN(2, 2), torch.zeros(5, 2), steps=1, k=0), ValueError, "k"),
+        (lambda: B.train_gan(B.GAN(2, 2), torch.zeros(5, 3), steps=1), ValueError, "data"),
+        (lambda: B.train_gan(B.GAN(2, 2), torch.zeros(0, 2), steps=1), ValueError, "data"),
+        (lambda: B.train_gan(B.GAN(2, 2), torch.zeros(5, 2), steps=1, loss="wgan"), ValueError, "loss"),
+        (lambda: B.GAN(2, 2).logits(torch.zeros(3, 5)), ValueError, "x"),
+        (lambda: B.GAN(2, 2, prior="cauchy"), ValueError, "prior"),
+        (lambda: B.RBM(4, 3).free_energy(torch.zeros(2, 5)), ValueError, "v"),
+        (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(2, 4), k=0), ValueError, "k"),
+        (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(0, 4)), ValueError, "v"),
+        (lambda: B.RBM(30, 25).log_partition(), ValueError, "at most 20"),
+        (lambda: B.train_rbm(B.RBM(4, 3), torch.full((5, 4), 0.5), steps=1), ValueError, "binary"),
+        (lambda: B.train_rbm(B.RBM(4, 3), torch.zeros(0, 4), steps=1), ValueError, "data"),
+        (lambda: T.virtual_criterion(X[:3], X[:3], X[:2]), ValueError, "log_p_g"),
+        (lambda: T.virtual_criterion(X[:3].flip(0), X[:3], X[:3]), ValueError, "increasing"),
+        (lambda: T.optimal_discriminator(torch.zeros(3), torch.zeros(4)), ValueError, "same shape"),
+        (lambda: T.simultaneous_gradient_play(1.0, 0.0, lr=0.0, steps=3), ValueError, "lr"),
+    ],
+)
+def test_bad_inputs(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()
