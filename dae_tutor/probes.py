@@ -604,19 +604,9 @@ def fit_probes(
     if solver == "lbfgs":
         best_epoch = _fit_lbfgs(probes, xs_train, labels, l2=l2, epochs=epochs, progress=progress)
     else:
-        best_epoch = _fit_adam(
-            probes,
-            xs_train,
-            labels,
-            xs_split.get("valid"),
-            l2=l2,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            seed=seed,
-            progress=progress,
-        )
+        valid = xs_split.get("valid")
+        schedule = dict(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)
+        best_epoch = _fit_adam(probes, xs_train, labels, valid, l2=l2, progress=progress, **schedule)
     metrics = {"train": probes.evaluate(xs_train, labels).tolist()}
     for what, (xs, y) in xs_split.items():
         metrics[what] = probes.evaluate(xs, y).tolist()
