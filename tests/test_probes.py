@@ -238,6 +238,22 @@ def test_deep_mlp_skip_connection_adds_the_first_layer():
     assert torch.allclose(f["h5"], torch.relu(model.layers[4](f["h4"])), atol=1e-12, rtol=0)
 
 
+def test_deep_mlp_orthogonal_init():
+    model = classifiers.DeepMLP(4, 8, n_in=5, init="orthogonal", seed=0).double()
+    close = dict(rtol=0, atol=1e-6)  # drawn in float32: entries rounded to ~1e-7 relative
+    for layer in model.layers[1:]:  # square 8x8: W Wᵀ = gain² I = 2I
+        torch.testing.assert_close(
+            layer.weight @ layer.weight.T, 2 * torch.eye(8, dtype=torch.float64), **close
+        )
+        assert not layer.bias.any()
+    first = model.layers[0].weight  # 8x5: orthonormal columns, WᵀW = 2I
+    torch.testing.assert_close(first.T @ first, 2 * torch.eye(5, dtype=torch.float64), **close)
+    again = classifiers.DeepMLP(4, 8, n_in=5, init="orthogonal", seed=0).double()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(), strict=True))
+    with pytest.raises(ValueError, match="init"):
+        classifiers.DeepMLP(4, 8, init="xavier")
+
+
 def test_monotonicity_violations():
     assert probes.monotonicity_violations([0.5, 0.3, 0.31, 0.1, 0.2], tol=0.02) == [(3, pytest.approx(0.1))]
 
