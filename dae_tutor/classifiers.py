@@ -18,6 +18,7 @@ drawn from an explicit ``seed`` (torch's global generator is forked, never advan
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -109,10 +110,12 @@ class DeepMLP(nn.Module):
         n_in: int = 784,
         skip_from: int = 1,
         skip_to: int | None = None,
+        init: str = "default",
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.depth = checks.positive_int("depth", depth, minimum=2)
+        init = checks.one_of("init", init, ("default", "orthogonal"))
         width = checks.positive_int("width", width)
         n_in = checks.positive_int("n_in", n_in)
         self.skip_from = checks.positive_int("skip_from", skip_from)
@@ -132,6 +135,10 @@ class DeepMLP(nn.Module):
             for k in range(self.depth + 1):
                 self.add_module(f"h{k}", nn.Identity())
             self.logits = nn.Linear(width, 10)
+            if init == "orthogonal":
+                for layer in self.layers:
+                    nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
+                    nn.init.zeros_(layer.bias)
 
         _seeded(seed, build)
 

@@ -312,6 +312,188 @@ class _Probes(nn.Module):
         return totals / y.shape[0]
 
 
+LBFGS_MEMORY = 30  # curvature pairs kept per layer by solver="lbfgs" (cheap: 2·30 vectors of C·(d+1))
+ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search (Nocedal & Wright eq. 3.4)
+
+
+def _objective_and_gradient(
+    x: torch.Tensor, theta: torch.Tensor, y: torch.Tensor, l2: float
+) -> tuple[float, torch.Tensor]:
+    """One probe's mean CE(x Wᵀ + b, y) + (l2/2)‖W‖² and its gradient, for theta = [W | b] (C, d+1).
+
+    Closed form: with P = softmax(logits) and Y one-hot, ∂/∂logits = (P − Y)/n, so
+    ∂/∂W = (P − Y)ᵀ x / n + l2 W and ∂/∂b = Σ_i (P − Y)_i / n.
+    """
+    w, b = theta[:, :-1], theta[:, -1:]
+    n = y.shape[0]
+    rows = torch.arange(n, device=y.device)
+    log_p = torch.log_softmax(torch.addmm(b, w, x.T), 0)  # (C, n): classes along dim 0 is the fast layout
+    value = -log_p[y, rows].mean() + 0.5 * l2 * w.square().sum()
+    residual = log_p.exp_()
+    residual[y, rows] -= 1
+    grad = torch.empty_like(theta)
+    torch.addmm(w, residual, x, beta=l2, alpha=1 / n, out=grad[:, :-1])
+    grad[:, -1] = residual.sum(1) / n
+    return float(value), grad
+
+
+def _lbfgs_direction(grad: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """−H∇f by the L-BFGS two-loop recursion over the curvature pairs (s, y) (Nocedal & Wright alg. 7.4)."""
+    q = -grad.clone()
+    alphas = []
+    for s, y in reversed(pairs):
+        alpha = (s * q).sum() / (y * s).sum()
+        alphas.append(alpha)
+        q -= alpha * y
+    if pairs:
+        s, y = pairs[-1]
+        q *= (s * y).sum() / (y * y).sum()  # H0 = γI, γ = sᵀy / yᵀy (eq. 7.20)
+    for (s, y), alpha in zip(pairs, reversed(alphas), strict=True):
+        q += (alpha - (y * q).sum() / (y * s).sum()) * s
+    return q
+
+
+def _fit_lbfgs(
+    probes: _Probes,
+    xs_train: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    *,
+    l2: float,
+    epochs: int,
+    progress: bool,
+) -> list[int]:
+    """Full-batch L-BFGS per layer, all layers in lockstep (see :func:`fit_probes`); returns the passes used.
+
+    Each round evaluates every unfinished layer once at its trial point (one pass over its training
+    features): a trial that satisfies Armijo's condition f(θ + αd) <= f(θ) + c α ∇fᵀd is accepted and
+    a new L-BFGS direction taken with α = 1; otherwise α is halved. A layer finishes when an accepted
+    step lowers its objective by less than :data:`TOLERANCE` (relative), or after ``epochs`` passes.
+    """
+    names = probes.names
+    theta = [
+        torch.cat([w.detach(), b.detach()[:, None]], 1)
+        for w, b in zip(probes.weights, probes.biases, strict=True)
+    ]
+    value, grad = map(
+        list,
+        zip(
+            *(_objective_and_gradient(x, t, labels, l2) for x, t in zip(xs_train, theta, strict=True)),
+            strict=True,
+        ),
+    )
+    pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in names]
+    direction = [-g for g in grad]
+    step = [min(1.0, 1.0 / max(float(g.abs().sum()), 1e-12)) for g in grad]  # first step: |αd|₁ <= 1
+    passes = [1] * len(names)
+    active = list(range(len(names)))
+    bar = tqdm(total=epochs, desc="probes (L-BFGS)", disable=not progress, leave=False)
+    while active:
+        converged = set()
+        for k in active:
+            trial = theta[k] + step[k] * direction[k]
+            new_value, new_grad = _objective_and_gradient(xs_train[k], trial, labels, l2)
+            passes[k] += 1
+            slope = float((grad[k] * direction[k]).sum())
+            if not (new_value <= value[k] + ARMIJO * step[k] * slope):
+                step[k] *= 0.5
+                if step[k] < 1e-20:
+                    raise DivergenceError(
+                        passes[k], new_value, epochs, "fit_probes", f", L-BFGS line search of {names[k]!r}"
+                    )
+                continue
+            s, y = trial - theta[k], new_grad - grad[k]
+            if float((s * y).sum()) > 0:  # always, for l2 > 0 (strictly convex); kept for l2 = 0
+                pairs[k] = [*pairs[k][-(LBFGS_MEMORY - 1) :], (s, y)]
+            drop = value[k] - new_value
+            theta[k], value[k], grad[k] = trial, new_value, new_grad
+            if drop <= TOLERANCE * max(1.0, abs(new_value)):
+                converged.add(k)
+            else:
+                direction[k], step[k] = _lbfgs_direction(grad[k], pairs[k]), 1.0
+        active = [k for k in active if k not in converged and passes[k] < epochs]
+        bar.n = max(passes)
+        bar.set_postfix(active=len(active), refresh=True)
+    bar.close()
+    with torch.no_grad():
+        for k, t in enumerate(theta):
+            probes.weights[k].copy_(t[:, :-1])
+            probes.biases[k].copy_(t[:, -1])
+    return passes
+
+
+def _fit_adam(
+    probes: _Probes,
+    xs_train: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    valid: tuple[list[torch.Tensor], torch.Tensor] | None,
+    *,
+    l2: float,
+    epochs: int,
+    batch_size: int | None,
+    lr: float,
+    patience: int,
+    seed: int,
+    progress: bool,
+) -> list[int]:
+    """Minibatch Adam on the summed objective with per-layer early stopping (see :func:`fit_probes`);
+    leaves each probe at its best epoch and returns those epochs."""
+    opt = torch.optim.Adam(
+        [{"params": [w, b]} for w, b in zip(probes.weights, probes.biases, strict=True)], lr=lr
+    )
+    n = labels.shape[0]
+    step_size = n if batch_size is None else min(batch_size, n)
+    gen = runtime.generator(seed, labels.device)
+
+    monitor = "train" if valid is None else "valid"
+    best = [math.inf] * len(probes.names)
+    best_epoch = [0] * len(probes.names)
+    stale = [0] * len(probes.names)
+    snapshot = [
+        (w.detach().clone(), b.detach().clone()) for w, b in zip(probes.weights, probes.biases, strict=True)
+    ]
+    active = list(range(len(probes.names)))  # layers still improving; finished ones drop out of the steps
+    bar = tqdm(range(1, epochs + 1), desc="probes", disable=not progress, leave=False)
+    for epoch in bar:
+        order = torch.randperm(n, generator=gen, device=labels.device) if step_size < n else None
+        for start in range(0, n, step_size):
+            idx = None if order is None else order[start : start + step_size]
+            y = labels if idx is None else labels[idx]
+            loss = probes.objective(
+                [xs_train[k] if idx is None else xs_train[k][idx] for k in active], y, active, l2
+            )
+            opt.zero_grad(set_to_none=True)  # finished layers get no gradient: Adam skips them
+            loss.backward()
+            opt.step()
+        if monitor == "valid":
+            score = probes.evaluate([valid[0][k] for k in active], valid[1], active)[:, 0]
+        else:
+            with torch.no_grad():
+                score = torch.stack([probes.objective([xs_train[k]], labels, [k], l2) for k in active])
+        for k, value in zip(active, score.tolist(), strict=True):
+            if not math.isfinite(value):
+                raise DivergenceError(
+                    epoch, value, epochs, "fit_probes", f", {monitor} loss of {probes.names[k]!r}"
+                )
+            if value < best[k] - TOLERANCE * max(1.0, abs(best[k]) if math.isfinite(best[k]) else 1.0):
+                best[k], best_epoch[k], stale[k] = value, epoch, 0
+                snapshot[k] = (probes.weights[k].detach().clone(), probes.biases[k].detach().clone())
+            else:
+                stale[k] += 1
+                if value > best[k]:  # worse, not merely flat: the step is too long for this layer
+                    opt.param_groups[k]["lr"] *= 0.5
+        active = [k for k in active if stale[k] < patience]
+        bar.set_postfix(active=len(active), refresh=False)
+        if not active:
+            break
+    bar.close()
+
+    with torch.no_grad():
+        for k, (w, b) in enumerate(snapshot):
+            probes.weights[k].copy_(w)
+            probes.biases[k].copy_(b)
+    return best_epoch
+
+
 def fit_probes(
     features: Mapping[str, torch.Tensor],
     labels: torch.Tensor,
@@ -326,6 +508,7 @@ def fit_probes(
     patience: int = 5,
     standardize: bool = True,
     seed: int = 0,
+    solver: str = "adam",
     progress: bool = True,
 ) -> dict[str, ProbeResult]:
     """Train one linear softmax probe per layer, all at once, and report each layer's errors and losses.
@@ -340,6 +523,13 @@ def fit_probes(
     the joint problem after ``patience`` epochs in a row without a relative improvement of
     :data:`TOLERANCE`; training stops when every layer has left, or after ``epochs`` epochs.
 
+    ``solver="lbfgs"`` instead runs full-batch L-BFGS on each layer's objective (all layers in
+    lockstep, each on its own path, memory :data:`LBFGS_MEMORY`, Armijo backtracking), without
+    early stopping: a layer stops when a step lowers its training objective by less than
+    :data:`TOLERANCE` (relative), i.e. near the regularised optimum that scikit-learn's lbfgs finds,
+    in fewer passes than Adam; ``batch_size``, ``lr``, ``patience`` and ``seed`` are then unused, and
+    ``epochs`` bounds the passes (objective evaluations) per layer.
+
     Args:
         features: ``{layer: (n, ...)}`` floating tensors (flattened), all on the labels' device.
         labels: (n,) integer class labels in [0, n_classes).
@@ -353,6 +543,7 @@ def fit_probes(
         standardize: fit on (h − mean)/std with the training mean and std of every feature (constant
             features get std 1); the probe is then a linear classifier of h all the same.
         seed: the minibatch order.
+        solver: ``"adam"`` (minibatch Adam with early stopping) or ``"lbfgs"`` (full batch, to tolerance).
         progress: show a ``tqdm.auto`` bar.
 
     Returns:
@@ -387,6 +578,7 @@ def fit_probes(
     patience = checks.positive_int("patience", patience)
     checks.boolean("standardize", standardize)
     seed = checks.positive_int("seed", seed, minimum=0)
+    solver = checks.one_of("solver", solver, ("adam", "lbfgs"))
     checks.boolean("progress", progress)
 
     dtype = torch.promote_types(next(iter(train_x.values())).dtype, torch.float32)
@@ -409,60 +601,12 @@ def fit_probes(
     xs_train = prepare(train_x)
     xs_split = {what: (prepare(x), y) for what, (x, y) in splits.items()}
     probes = _Probes(widths, n_classes, dtype, dev)
-    opt = torch.optim.Adam(
-        [{"params": [w, b]} for w, b in zip(probes.weights, probes.biases, strict=True)], lr=lr
-    )
-    n = labels.shape[0]
-    step_size = n if batch_size is None else min(batch_size, n)
-    gen = runtime.generator(seed, dev)
-
-    monitor = "valid" if "valid" in xs_split else "train"
-    best = [math.inf] * len(names)
-    best_epoch = [0] * len(names)
-    stale = [0] * len(names)
-    snapshot = [
-        (w.detach().clone(), b.detach().clone()) for w, b in zip(probes.weights, probes.biases, strict=True)
-    ]
-    active = list(range(len(names)))  # layers still improving; finished ones drop out of the steps
-    bar = tqdm(range(1, epochs + 1), desc="probes", disable=not progress, leave=False)
-    for epoch in bar:
-        order = torch.randperm(n, generator=gen, device=dev) if step_size < n else None
-        for start in range(0, n, step_size):
-            idx = None if order is None else order[start : start + step_size]
-            y = labels if idx is None else labels[idx]
-            loss = probes.objective(
-                [xs_train[k] if idx is None else xs_train[k][idx] for k in active], y, active, l2
-            )
-            opt.zero_grad(set_to_none=True)  # finished layers get no gradient: Adam skips them
-            loss.backward()
-            opt.step()
-        if monitor == "valid":
-            score = probes.evaluate([xs_split["valid"][0][k] for k in active], xs_split["valid"][1], active)[
-                :, 0
-            ]
-        else:
-            with torch.no_grad():
-                score = torch.stack([probes.objective([xs_train[k]], labels, [k], l2) for k in active])
-        for k, value in zip(active, score.tolist(), strict=True):
-            if not math.isfinite(value):
-                raise DivergenceError(epoch, value, epochs, "fit_probes", f", {monitor} loss of {names[k]!r}")
-            if value < best[k] - TOLERANCE * max(1.0, abs(best[k]) if math.isfinite(best[k]) else 1.0):
-                best[k], best_epoch[k], stale[k] = value, epoch, 0
-                snapshot[k] = (probes.weights[k].detach().clone(), probes.biases[k].detach().clone())
-            else:
-                stale[k] += 1
-                if value > best[k]:  # worse, not merely flat: the step is too long for this layer
-                    opt.param_groups[k]["lr"] *= 0.5
-        active = [k for k in active if stale[k] < patience]
-        bar.set_postfix(active=len(active), refresh=False)
-        if not active:
-            break
-    bar.close()
-
-    with torch.no_grad():
-        for k, (w, b) in enumerate(snapshot):
-            probes.weights[k].copy_(w)
-            probes.biases[k].copy_(b)
+    if solver == "lbfgs":
+        best_epoch = _fit_lbfgs(probes, xs_train, labels, l2=l2, epochs=epochs, progress=progress)
+    else:
+        valid = xs_split.get("valid")
+        schedule = dict(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)
+        best_epoch = _fit_adam(probes, xs_train, labels, valid, l2=l2, progress=progress, **schedule)
     metrics = {"train": probes.evaluate(xs_train, labels).tolist()}
     for what, (xs, y) in xs_split.items():
         metrics[what] = probes.evaluate(xs, y).tolist()
