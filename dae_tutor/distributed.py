@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -67,19 +68,22 @@ class StoreError(RuntimeError):
 # ----------------------------------------------------------------------------- stores
 
 
-class Store:
+class Store(ABC):
     """A minimal key-value store of bytes: :meth:`set`, :meth:`get` (``None`` when absent), :meth:`close`."""
 
+    @abstractmethod
     def set(self, key: str, value: bytes) -> None:
-        raise NotImplementedError
+        """Store ``value`` under ``key`` (raises :class:`StoreError` on a timeout)."""
 
+    @abstractmethod
     def get(self, key: str) -> bytes | None:
-        raise NotImplementedError
+        """The bytes under ``key``, or ``None`` when it is absent."""
 
-    def close(self) -> None:
+    # close and clear do nothing by default: a TCP store lives and dies with the master process.
+    def close(self) -> None:  # noqa: B027
         """Release the connection (the keys of a Redis store stay until :meth:`clear`)."""
 
-    def clear(self, keys: Sequence[str]) -> None:
+    def clear(self, keys: Sequence[str]) -> None:  # noqa: B027
         """Forget ``keys`` (best effort, at the end of a run)."""
 
 
