@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from dae_tutor import classifiers, data, probes, runtime
 
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         mean, std = h_train.mean(0), h_train.std(0)
         std[std == 0] = 1
         w0, c0 = time.perf_counter(), time.process_time()
-        with warnings.catch_warnings():
+        # as many BLAS threads as torch has: with more, the two sides would not run on equal hardware
+        with warnings.catch_warnings(), threadpool_limits(limits=torch.get_num_threads()):
             warnings.simplefilter("ignore", ConvergenceWarning)
             fit = LogisticRegression(C=1 / (n * args.l2), solver="lbfgs", max_iter=1000).fit(
                 (h_train - mean) / std, train[1].numpy()
