@@ -127,6 +127,24 @@ def test_static_slider_changes_frame(driver, book_url: str, page: str) -> None:
     assert not errors, f"{page}: console errors while moving the sliders: {errors}"
 
 
+# The header of every chapter's closing table (DESIGN.md: each chapter ends with "paper vs. this book").
+_COMPARISON_TABLES = """
+return Array.from(document.querySelectorAll('table')).filter(
+    t => Array.from(t.querySelectorAll('th')).some(th => th.textContent.includes('why they differ'))
+).map(t => t.querySelectorAll('tbody tr').length);
+"""
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_paper_vs_book_table_is_a_rendered_table(driver, book_url: str, page: str) -> None:
+    load_page(driver, book_url, page)
+    rows = driver.execute_script(_COMPARISON_TABLES)
+    assert rows and min(rows) > 0, (
+        f"{page}: no rendered table with a 'why they differ' column (a Markdown output left as text? "
+        "see nb_render_markdown_format in _config.yml)"
+    )
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_console_has_no_errors(visit: Callable[[str], Visit], page: str) -> None:
     errors = _severe(visit(page).console)
