@@ -298,8 +298,9 @@ def _bundled_split(split: str, reasons: list[str]) -> tuple[torch.Tensor, torch.
     images, labels = _read_pair(*paths)
     part = BUNDLED_SPLITS[split]
     print(
-        f"NOTE: this is the SMALL MNIST SUBSET bundled in {BUNDLED_DIR} ({part.stop - part.start:,} "
-        f"{split!r} images of its {len(labels):,}), NOT full MNIST: numbers will differ from the papers'.\n"
+        f"NOTE: this is the SMALL MNIST SUBSET bundled in the book's data/ folder "
+        f"({part.stop - part.start:,} {split!r} images of its {len(labels):,}), NOT full MNIST: "
+        "numbers will differ from the papers'.\n"
         f"Full MNIST was not found ({why}). To use it, {how_to}."
     )
     return _to_tensors(images[part], labels[part])
@@ -352,7 +353,11 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """An SVHN .mat file as uint8 images (n, 3, 32, 32) and uint8 labels (n,) in 0–9 (10 becomes 0)."""
     try:
         mat = scipy.io.loadmat(path)
-    except (ValueError, OSError, NotImplementedError, scipy.io.matlab.MatReadError) as error:
+    except NotImplementedError:  # scipy's answer to MATLAB v7.3 (HDF5) files
+        raise ValueError(
+            f"{path}: a MATLAB v7.3 (HDF5) file, which scipy cannot read; the official SVHN files are v5"
+        ) from None
+    except (ValueError, OSError, scipy.io.matlab.MatReadError) as error:
         raise ValueError(f"{path}: not a readable MATLAB file (truncated or corrupted?): {error}") from None
     x, y = mat.get("X"), mat.get("y")
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):

@@ -479,6 +479,8 @@ def test_svhn_missing_extra_file_is_reported(svhn_dir):
     ("content", "message"),
     [
         (b"garbage, not MATLAB", "not a readable MATLAB file"),
+        # the 128-byte header of a MATLAB v7.3 (HDF5) file: version 0x0200, endian "IM"
+        (b"MATLAB 7.3 MAT-file".ljust(116) + bytes(8) + b"\x00\x02IM" + bytes(384), "v7.3"),
         ({"X": np.zeros((28, 28, 1, 2), np.uint8), "y": np.ones((2, 1))}, r"shape \(32, 32, 3, n\)"),
         ({"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.ones((3, 1))}, "expected 2 labels"),
         ({"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.zeros((2, 1))}, "1..10"),
