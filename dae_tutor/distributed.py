@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 
 from dae_tutor import checks, runtime
 from dae_tutor import importance as imp
+from dae_tutor.train import DivergenceError
 
 MODES = ("relaxed", "exact")
 DATASETS = ("mnist", "svhn")  # the command line's --dataset choices
@@ -600,7 +601,7 @@ def run_distributed(
             t_train += time.perf_counter() - tick
             value = float(batch_loss.detach())
             if not math.isfinite(value):
-                raise FloatingPointError(f"run_distributed: the minibatch loss is {value} at step {step}")
+                raise DivergenceError(step, value, steps, "run_distributed (minibatch loss)")
             running = value if math.isnan(running) else 0.9 * running + 0.1 * value
             if step % log_every == 0 or step == steps - 1:
                 known = made_at >= 0

@@ -44,6 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dae_tutor import checks
+from dae_tutor.train import DivergenceError
 
 METHODS = ("fc", "vmap", "loop")
 LOSSES = ("cross_entropy", "mse")
@@ -432,9 +433,7 @@ def simulate_issgd(
             batch_loss = importance_loss(_per_example_losses(loss_fn, model(x[idx]), y[idx]), scale)
             value = float(batch_loss.detach())
             if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"simulate_issgd: minibatch loss {value} at step {step}; training stopped"
-                )
+                raise DivergenceError(step, value, steps, "simulate_issgd (minibatch loss)")
             batch_loss.backward()
         opt.step()
     return hist
