@@ -5,20 +5,28 @@ tensor entry is a ``torch.save`` file written atomically (temporary file, then
 ``os.replace``) next to a SHA-256 checksum; on load it is verified and read with
 ``torch.load(weights_only=True)``. A corrupt entry is reported, deleted and
 rebuilt, never used.
+
+A build runs on its own copy of the global random generators (torch's, NumPy's and
+Python's): whatever it draws, they are as before when it returns. So a cache hit and a
+miss leave the same random state behind, and everything computed after a cached model
+prints the same numbers whether the cache was empty, warm or partly warm.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import random
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -92,14 +100,36 @@ def load(entry: str) -> Any | None:
     return torch.load(io.BytesIO(data), weights_only=True)
 
 
+@contextlib.contextmanager
+def own_randomness() -> Iterator[None]:
+    """Run the block on a copy of the global generators (torch CPU and CUDA, NumPy, Python).
+
+    Draws inside the block do not advance the generators outside it: on exit every one is back
+    in the state it had on entry.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)  # noqa: NPY002
+
+
 def cached(entry: str, build: Callable[[], Any]) -> Any:
-    """Return cache entry ``entry``, calling ``build()`` and storing its result when it is missing."""
+    """Return cache entry ``entry``, calling ``build()`` and storing its result when it is missing.
+
+    ``build()`` runs under :func:`own_randomness`, so a miss consumes no global randomness, and a
+    miss returns the stored entry read back, so hit and miss return the very same values.
+    """
     if not callable(build):
         raise TypeError(f"build must be callable, got {type(build).__name__}")
     value = load(entry)
     if value is None:
-        value = build()
-        save(entry, value)
+        with own_randomness():
+            save(entry, build())
+        value = load(entry)
     return value
 
 
@@ -109,8 +139,9 @@ def cached_module(
     """A trained module and its companion data (e.g. a loss history), cached as entry ``entry``.
 
     ``build()`` trains and returns ``(module, extra)``; only ``module.state_dict()`` and ``extra``
-    are stored. On a hit, ``empty()`` makes a module of the same architecture and the stored
+    are stored. Then ``empty()`` makes a module of the same architecture and the stored
     weights are loaded into it, so nothing but tensors and plain values is ever unpickled.
+    Both run under :func:`own_randomness`: hit or miss, the global generators are untouched.
     """
     if not callable(build) or not callable(empty):
         raise TypeError("build and empty must be callables")
@@ -120,6 +151,7 @@ def cached_module(
         return {"state": module.state_dict(), "extra": extra}
 
     stored = cached(entry, build_state)
-    module = empty()
+    with own_randomness():
+        module = empty()
     module.load_state_dict(stored["state"])
     return module, stored["extra"]

@@ -1,0 +1,85 @@
+"""The model cache returns the same values, and leaves the same random state, cold or warm."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from dae_tutor import cache, evaluate, nets, runtime, train
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_VAR, str(tmp_path))
+    return tmp_path
+
+
+def global_draws() -> tuple[float, float, float]:
+    """One draw from each global generator: equal tuples mean equal global states."""
+    return float(torch.rand(())), float(np.random.rand()), random.random()  # noqa: NPY002
+
+
+def test_a_build_that_draws_from_the_global_generators_leaves_them_as_they_were(cache_dir):
+    def greedy_build():  # draws from all three global generators, as nn's default init does
+        global_draws()
+        return torch.nn.Linear(3, 2), {"note": 1}
+
+    runtime.seed_everything(5)
+    cache.cached_module("greedy", greedy_build, lambda: torch.nn.Linear(3, 2))  # a miss
+    after_miss = global_draws()
+    runtime.seed_everything(5)
+    cache.cached_module("greedy", greedy_build, lambda: torch.nn.Linear(3, 2))  # a hit
+    after_hit = global_draws()
+    runtime.seed_everything(5)
+    untouched = global_draws()
+    assert after_miss == after_hit == untouched
+
+
+def test_without_own_randomness_the_control_build_would_shift_later_draws():
+    """The control: the same build run bare does advance the global generators (so the test above can fail)."""
+    runtime.seed_everything(5)
+    global_draws()
+    shifted = global_draws()
+    runtime.seed_everything(5)
+    assert global_draws() != shifted
+
+
+def chapter2_path() -> tuple[torch.Tensor, float]:
+    """Chapter 2's digit path in miniature: a cached walkback DAE (SGD with momentum, as the chapter's
+    ``fit_binary``), then a sampling chain from the model and a Parzen score of its samples."""
+    gen_data = runtime.generator(0)
+    train_x = (torch.rand(64, 16, generator=gen_data) < 0.3).float()
+    test_x = (torch.rand(32, 16, generator=gen_data) < 0.3).float()
+
+    def build():
+        model = nets.BernoulliDAE(16, 12, input_noise=0.5)
+        gen = runtime.generator(1)
+
+        def loss_fn():
+            idx = torch.randint(len(train_x), (16,), generator=gen)
+            return model.loss(train_x[idx], gen, walkback_steps=3)
+
+        losses = train.train_loop(
+            loss_fn, model, steps=30, optimizer="sgd", lr=0.1, optimizer_options={"momentum": 0.5}, progress=False
+        )
+        return model, {"history": losses}
+
+    model, extra = cache.cached_module(
+        cache.key("chapter2_path", {"steps": 30}), build, lambda: nets.BernoulliDAE(16, 12, input_noise=0.5)
+    )
+    with torch.no_grad():
+        means = model.sample_chain(train_x[:4], 20, runtime.generator(2), return_means=True)[1]
+    centres = means.reshape(-1, 16)
+    score = evaluate.parzen_log_likelihood(centres, test_x, 0.3)
+    return torch.cat([centres.flatten(), score.flatten(), torch.tensor(extra["history"])]), float(torch.rand(()))
+
+
+def test_chapter2_training_and_sampling_path_is_identical_cold_then_warm(cache_dir):
+    runtime.seed_everything(0)
+    cold, cold_next = chapter2_path()
+    assert len(list(cache_dir.glob("chapter2_path-*.pt"))) == 1  # it was trained and stored
+    runtime.seed_everything(0)
+    warm, warm_next = chapter2_path()
+    assert torch.equal(cold, warm)
+    assert cold_next == warm_next  # and the global generator is where it was
