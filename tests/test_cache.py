@@ -37,7 +37,7 @@ def test_a_build_that_draws_from_the_global_generators_leaves_them_as_they_were(
 
 
 def test_without_own_randomness_the_control_build_would_shift_later_draws():
-    """The control: the same build run bare does advance the global generators (so the test above can fail)."""
+    """The control: run bare, the same draws do advance the global generators (the test above can fail)."""
     runtime.seed_everything(5)
     global_draws()
     shifted = global_draws()
@@ -60,9 +60,8 @@ def chapter2_path() -> tuple[torch.Tensor, float]:
             idx = torch.randint(len(train_x), (16,), generator=gen)
             return model.loss(train_x[idx], gen, walkback_steps=3)
 
-        losses = train.train_loop(
-            loss_fn, model, steps=30, optimizer="sgd", lr=0.1, optimizer_options={"momentum": 0.5}, progress=False
-        )
+        sgd = {"optimizer": "sgd", "lr": 0.1, "optimizer_options": {"momentum": 0.5}}
+        losses = train.train_loop(loss_fn, model, steps=30, progress=False, **sgd)
         return model, {"history": losses}
 
     model, extra = cache.cached_module(
@@ -72,7 +71,8 @@ def chapter2_path() -> tuple[torch.Tensor, float]:
         means = model.sample_chain(train_x[:4], 20, runtime.generator(2), return_means=True)[1]
     centres = means.reshape(-1, 16)
     score = evaluate.parzen_log_likelihood(centres, test_x, 0.3)
-    return torch.cat([centres.flatten(), score.flatten(), torch.tensor(extra["history"])]), float(torch.rand(()))
+    outputs = torch.cat([centres.flatten(), score.flatten(), torch.tensor(extra["history"])])
+    return outputs, float(torch.rand(()))
 
 
 def test_chapter2_training_and_sampling_path_is_identical_cold_then_warm(cache_dir):
