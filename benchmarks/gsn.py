@@ -5,7 +5,7 @@ exact-chain toolkit has no Python loops over states.
    reconstructions, salt-and-pepper 0.4, hidden noise σ = 2), at the chapter's quick sizes (64-256-256,
    minibatch 32) and the papers' sizes (784-1500-1500, minibatch 100). The **baseline**, measured in the
    same run, is the same loss and the same update computed one example at a time (minibatch 1, gradients
-   accumulated over the minibatch, then one step): the papers' own minibatch size 1 (thesis l. 2069)
+   accumulated over the minibatch, then one step): the papers' own minibatch size 1 (thesis §5.5.2)
    and what a literal transcription of Algorithm 1 does. The ratio is batched / per-example.
 
 2. Loop check: with ``sys.settrace`` counting the Python lines executed inside ``dae_tutor.chains``,

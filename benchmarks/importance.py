@@ -1,7 +1,7 @@
 """Per-example gradient norms (Prop. 3, ``torch.func``) vs a backward loop; ISSGD master throughput.
 
 Part 1: the norms ‖∇θ L_n‖ of a batch on the thesis's model (an MLP with 4 hidden layers of
-2048 ReLU units on 3072 inputs, 18.9M parameters, thesis L2535), three ways:
+2048 ReLU units on 3072 inputs, 18.9M parameters, thesis §7.5.1), three ways:
 ``importance.per_example_grad_norms(method="fc")`` (one forward and one backward), ``"vmap"``
 (per-sample gradients, chunked), and ``"loop"`` (one backward per example, the baseline).
 All three must agree to 1e-5 (relative); the table prints the speed-ups over the loop.

@@ -9,9 +9,10 @@ The papers' protocol scores 10,000 test points under a Gaussian Parzen window on
 
 The values are checked against an **exact float64 log-domain computation** on ``--check`` test
 points (direct differences x − s, no ‖x‖² + ‖s‖² − 2x·s expansion, SciPy's logsumexp), not
-against scikit-learn, whose values are far off on most 784-d points (see ``shared/TOOLCHAIN.md``).
-Each side runs once (``--repeats`` for more; the best time is kept). Smaller ``--samples`` and
-``--test`` make a run possible on a busy CPU: scikit-learn's time grows with their product.
+against scikit-learn, whose values are far off on most 784-d points (see the ``parzen`` table in
+``benchmarks/README.md``). Each side runs once (``--repeats`` for more; the best time is kept).
+Smaller ``--samples`` and ``--test`` make a run possible on a busy CPU: scikit-learn's time grows with
+their product.
 
     python -m benchmarks parzen                          # the papers' sizes (sklearn: minutes)
     python -m benchmarks parzen --samples 3000 --test 3000

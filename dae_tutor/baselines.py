@@ -1,22 +1,25 @@
 """Two baselines that the GSN and GAN papers compare against: a GAN and a binary RBM, kept small.
 
-**GAN** (GAN paper §3, Eq. 1 and Algorithm 1, seed 002 l. 58–96). A generator G maps noise z ~ p_z to
+**GAN** (GAN paper §3, Eq. 1 and Algorithm 1). A generator G maps noise z ~ p_z to
 x = G(z); a discriminator D(x) = sigmoid(logit(x)) tells data from samples. The value function
 
     V(D, G) = E_{p_data}[log D(x)] + E_{p_z}[log(1 − D(G(z)))]
 
 is ascended by D (k steps per iteration) and descended by G (one step). The *saturating* generator loss
 is log(1 − D(G(z))) itself; the *non-saturating* one maximises log D(G(z)) instead ("the same fixed
-point … much stronger gradients early in learning", l. 62). Both are written with softplus on the
+point … much stronger gradients early in learning", GAN paper §3). Both are written with softplus on the
 logits: log D = −softplus(−logit), log(1 − D) = −softplus(logit).
 
-**RBM** (DL book §20.2, seed 003 l. 43–107). Binary visible v and hidden h with energy
+**RBM** (DL book §20.2). Binary visible v and hidden h with energy
 E(v, h) = −bᵀv − cᵀh − vᵀWh (eq. 20.5), factorial conditionals P(h_j = 1 | v) = σ(c_j + vᵀW_{:,j})
 (20.14) and P(v_i = 1 | h) = σ(b_i + W_{i,:}h) (20.16), free energy
 F(v) = −bᵀv − Σ_j softplus(c_j + vᵀW_{:,j}) with P(v) = exp(−F(v))/Z. The log-likelihood gradient is
 −∂F(v)/∂θ + E_model[∂F/∂θ]; CD-k estimates the model term from k block-Gibbs steps started at the data
 (Hinton 2002), PCD from chains that persist across updates (Tieleman 2008). For small models log Z
 is exact by enumerating the smaller layer.
+
+Sources: the GAN paper is Goodfellow et al. (2014), *Generative Adversarial Nets*; the DL book is
+Goodfellow, Bengio and Courville (2016), *Deep Learning*, ch. 20.
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ class GAN(nn.Module):
         return F.softplus(-self._logits(x)).mean() + F.softplus(self._logits(fake)).mean()
 
     def generator_loss(self, z: torch.Tensor, kind: str = "non-saturating") -> torch.Tensor:
-        """G's loss: mean log(1 − D(G(z))) (``"saturating"``, Eq. 1) or mean −log D(G(z)) (l. 62)."""
+        """G's loss: mean log(1 − D(G(z))) (``"saturating"``, Eq. 1) or mean −log D(G(z)) (GAN paper §3)."""
         kind = checks.one_of("kind", kind, GENERATOR_LOSSES)
         logits = self._logits(self._generate(checks.tensor("z", z, ndim=2, last_dim=self.noise_dim)))
         return -F.softplus(logits).mean() if kind == "saturating" else F.softplus(-logits).mean()

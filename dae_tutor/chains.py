@@ -9,22 +9,22 @@ matrix, so the theorems can be checked to float64 precision:
   Bayes' rule (:func:`bayes_reconstruction`) or estimated by counting (:func:`counting_estimator`);
 * the DAE chain :math:`X_t \to \tilde X_t \to X_{t+1}` has transition matrix :math:`T = C R`
   (:func:`dae_transition`), whose stationary distribution (:func:`stationary_distribution`) is the
-  data distribution when ``R`` is the exact posterior ([GDAE] Thm 1, L1261-1283; [TH] Prop. 1, L1553-1583);
-* robustness to an imperfect ``R`` is Schweitzer's bound (:func:`schweitzer_bound`; [TH] Thm 4, L1791-1795);
-* walkback ([GDAE] Algorithm 2, L1434-1448; [TH] eq. 5.2, L1612-1626) has an exact corruption
+  data distribution when ``R`` is the exact posterior ([GDAE] §2.3, Thm 1; [TH] §5.3.1, Prop. 1);
+* robustness to an imperfect ``R`` is Schweitzer's bound (:func:`schweitzer_bound`; [TH] §5.3.4, Thm 4);
+* walkback ([GDAE] §3, Algorithm 2; [TH] §5.3.2, eq. 5.2) has an exact corruption
   :func:`walkback_corruption`, a fixed point :func:`walkback_fixed_point` and samplers
   :func:`walkback_pairs` (one example, literal) and :func:`walkback_batch` (vectorised);
 * chains and training pairs are sampled by :func:`sample_chain` and :func:`sample_pairs`.
 * binary states: :func:`salt_and_pepper_kernel` and the factorized decoder :func:`factorized_projection`
-  (spec B N6);
-* clamping ([TH] Prop. 5, L1951-1969; App. 5.B eq. 5.5, L2175-2261; [DLB] L911): :func:`clamped_transition`,
+  (the noise and the decoder family of the MNIST experiments, [GDAE] §4);
+* clamping ([TH] §5.3.6, Prop. 5; App. 5.B, eq. 5.5; [DLB] §20.11.2): :func:`clamped_transition`,
   :func:`clamped_stationary`, :func:`conditional_on`, :func:`encoder_decoder_joint`, :func:`eq55_residual`;
-* the GSN with latent state ([TH] Thm 3, L1723-1738): :func:`burnin_hidden`, :func:`gsn_decoder_target`,
+* the GSN with latent state ([TH] §5.3.4, Thm 3): :func:`burnin_hidden`, :func:`gsn_decoder_target`,
   :func:`gsn_joint_transition`, :func:`gsn_marginal_x`;
-* dependency networks ([TH] Prop. 6, L1989-1999): :func:`site_kernels`, :func:`random_scan_kernel`,
+* dependency networks ([TH] §5.3.7, Prop. 6): :func:`site_kernels`, :func:`random_scan_kernel`,
   :func:`systematic_scan_kernel`, :func:`augmented_ordered_chain`, :func:`conditional_null_space`.
 
-Conventions (spec ``B_gsn.md`` §0): matrices are **row-stochastic**, ``T[x, x'] = P(X_{t+1}=x' | X_t=x)``;
+Conventions (the book's own): matrices are **row-stochastic**, ``T[x, x'] = P(X_{t+1}=x' | X_t=x)``;
 distributions are row vectors and stationarity is :math:`\pi T = \pi`; :math:`\mathrm{TV}(p, q) =
 \tfrac12\lVert p - q\rVert_1`; walkback is parametrised by the **stopping** probability ``p_stop``
 (the number of corruptions is :math:`k \sim \mathrm{Geom}(p_\text{stop})` on :math:`\{1, 2, \dots\}`;
@@ -34,10 +34,11 @@ Every function accepts torch tensors or array-likes (NumPy arrays, lists), compu
 answers with float64 (or int64 states) on the device of its first matrix argument (of ``x`` for
 :func:`counting_estimator`).
 
-Sources: [GDAE] = Bengio et al. 2013, *Generalized Denoising Auto-Encoders as Generative Models*
-(``shared/seeds/001``, line numbers L...); [TH] = G. Alain's thesis, ch. 5 (``shared/seeds/004``);
-[DLB] = Deep Learning book ch. 20 (``shared/seeds/003``); spec A/B = ``shared/spec/A_dae_score.md``,
-``B_gsn.md``.
+Sources: [GDAE] = Bengio, Yao, Alain and Vincent (2013), *Generalized Denoising Auto-Encoders as
+Generative Models*; [GSN14] = Bengio, Thibodeau-Laufer, Alain and Yosinski (2014), *Deep Generative
+Stochastic Networks Trainable by Backprop*; [TH] = G. Alain's PhD thesis (2018), ch. 5 (*Generative
+Stochastic Networks*, with its appendices 5.A and 5.B); [DLB] = Goodfellow, Bengio and Courville (2016),
+*Deep Learning*, ch. 20.
 """
 
 from __future__ import annotations
@@ -225,12 +226,13 @@ def corruption_matrix(
     ``q`` is the probability that the state is disturbed:
 
     * ``"mix_uniform"``: :math:`(1-q) I + q/K`: keep ``x``, or redraw it uniformly. Full support for
-      ``q > 0``, so it meets the global-support ergodicity condition ([GDAE] Cor. 1, L1289-1295).
-      This is the spec's proposal for the discrete non-parametric experiment (spec A §4.7(i)).
+      ``q > 0``, so it meets the global-support ergodicity condition ([GDAE] §2.3, Cor. 1).
+      The papers do not say which corruption their discrete non-parametric experiment used ([GDAE] §4,
+      Fig. 3; [TH] §5.5.1, Fig. 5.3); this is the book's choice for it.
     * ``"local_walk"``: a ±1 random walk with reflection: stay w.p. :math:`1-q`, step ±1 w.p.
       :math:`q/2` each; a step off the end is mirrored back (from 0 the step to -1 lands on 1, so
-      ``C[0, 1] = q``). Local, so it meets only [TH] App. 5.A Cor. 2 (L2161).
-    * ``"ring"``: the same walk on the cycle :math:`x \pm 1 \bmod K` (spec B, N1/N3/N10).
+      ``C[0, 1] = q``). Local, so it meets only [TH] App. 5.A, Cor. 2.
+    * ``"ring"``: the same walk on the cycle :math:`x \pm 1 \bmod K`.
 
     Returns a float64 ``(K, K)`` row-stochastic matrix.
     """
@@ -255,8 +257,8 @@ def window_corruption(K: int, radius: int, *, device: torch.device | str | None 
     r"""Uniform corruption on the window :math:`\{x-r, \dots, x+r\}`, clipped at the ends.
 
     :math:`\tilde x = \mathrm{clip}(x + u, 0, K-1)` with :math:`u` uniform on :math:`\{-r, \dots, r\}`,
-    so the mass of the steps past an end piles up on that end (spec B N4, the "desert" rule of
-    [TH] App. 5.A Cor. 2, L2161-2167). ``radius=0`` gives the identity (no corruption).
+    so the mass of the steps past an end piles up on that end (the corruption that shows the "desert"
+    rule after [TH] App. 5.A, Cor. 2). ``radius=0`` gives the identity (no corruption).
     """
     K = checks.positive_int("K", K, minimum=1)
     radius = checks.positive_int("radius", radius, minimum=0)
@@ -271,7 +273,7 @@ def gaussian_grid_corruption(
     xs: object, sigma: float, *, device: torch.device | str | None = None
 ) -> torch.Tensor:
     r"""Discretised Gaussian corruption on the grid ``xs``: :math:`C[x, \tilde x] \propto
-    \exp(-(\tilde x - x)^2 / 2\sigma^2)`, each row normalised (spec B N5, Appendix A).
+    \exp(-(\tilde x - x)^2 / 2\sigma^2)`, each row normalised.
 
     Args:
         xs: ``(K,)`` grid points. sigma: the noise width ``> 0`` in grid units of ``xs``.
@@ -289,10 +291,10 @@ def bayes_reconstruction(P: object, C: object) -> torch.Tensor:
     r"""The exact posterior :math:`R[\tilde x, x] = \mathcal P(x \mid \tilde x) \propto \mathcal P(x)\,
     \mathcal C(\tilde x \mid x)`.
 
-    This is the optimum of the DAE criterion with infinite capacity ([GDAE] L1264-1267; [TH] eq. 5.1,
-    L1567-1581). A corrupted value with zero marginal :math:`\mathcal P(\tilde x) = \sum_x \mathcal P(x)
-    C[x, \tilde x] = 0` is never produced from the data; its row is set to uniform so ``R`` stays
-    row-stochastic.
+    This is the optimum of the DAE criterion with infinite capacity ([GDAE] §2.3, proof of Thm 1;
+    [TH] eq. 5.1, in the proof of Prop. 1). A corrupted value with zero marginal :math:`\mathcal
+    P(\tilde x) = \sum_x \mathcal P(x) C[x, \tilde x] = 0` is never produced from the data; its row is
+    set to uniform so ``R`` stays row-stochastic.
 
     Args:
         P: ``(K,)`` data distribution.
@@ -312,7 +314,8 @@ def bayes_reconstruction(P: object, C: object) -> torch.Tensor:
 
 def dae_transition(C: object, R: object) -> torch.Tensor:
     r"""The DAE chain's transition :math:`T = C R`, i.e. :math:`T(x' \mid x) = \sum_{\tilde x}
-    R(x' \mid \tilde x)\, C(\tilde x \mid x)` ([GDAE] L1257; spec B §0). Rows are the current state."""
+    R(x' \mid \tilde x)\, C(\tilde x \mid x)` ([GDAE] §2.3, the operator :math:`T_n`, here in the row
+    convention). Rows are the current state."""
     c, r = _pair(C, R)
     return c @ r
 
@@ -321,9 +324,9 @@ def counting_estimator(x: object, x_tilde: object, K: int, alpha: float = 0.0) -
     r"""The multinomial maximum-likelihood ("counting") reconstruction with add-:math:`\alpha` smoothing.
 
     :math:`\hat R[\tilde x, x] = \big(n(\tilde x, x) + \alpha\big) / \big(n(\tilde x) + K\alpha\big)`
-    from training pairs :math:`(x_i, \tilde x_i)` ([GDAE] L1469-1472, [TH] L2027: "estimated by
-    multinomial models and maximum likelihood (counting)"; smoothing as in spec A §4.7(i)). A row whose
-    :math:`\tilde x` was never seen (possible only with ``alpha=0``) is uniform (spec B N3).
+    from training pairs :math:`(x_i, \tilde x_i)` ([GDAE] §4, [TH] §5.5.1: "estimated by
+    multinomial models and maximum likelihood (counting)"; the smoothing is the book's addition). A row
+    whose :math:`\tilde x` was never seen (possible only with ``alpha=0``) is uniform.
 
     Args:
         x: ``(n,)`` clean states; x_tilde: ``(n,)`` their corrupted versions; both integers in ``[0, K)``.
@@ -366,7 +369,7 @@ def _solve_stationary(t: torch.Tensor, method: str) -> torch.Tensor:
     k = t.shape[0]
     eye = torch.eye(k, dtype=F64, device=t.device)
     if method == "lstsq":
-        # [T^T - I; 1^T] pi = [0; 1] (spec B N1; robust near reducibility, pitfall P22)
+        # [T^T - I; 1^T] pi = [0; 1] (robust near reducibility, where eig-based vectors are ill-conditioned)
         a = torch.cat([t.T - eye, torch.ones(1, k, dtype=F64, device=t.device)])
         b = torch.zeros(k + 1, 1, dtype=F64, device=t.device)
         b[-1] = 1.0
@@ -392,12 +395,12 @@ def stationary_distribution(T: object, method: str = "lstsq") -> torch.Tensor:
     Args:
         T: ``(K, K)`` row-stochastic transition matrix.
         method: ``"lstsq"`` (default: least squares on :math:`[T^\top - I;\ \mathbf 1^\top]\pi =
-            [0; 1]`, spec B N1), ``"eig"`` (left eigenvector of eigenvalue 1) or ``"power"``
+            [0; 1]`), ``"eig"`` (left eigenvector of eigenvalue 1) or ``"power"``
             (iterating the lazy chain :math:`(I+T)/2`).
 
     Raises ``ValueError`` naming ``T`` when it is not row-stochastic or when it has more than one closed
-    class (reducible: the stationary distribution is not unique, e.g. :math:`C = I`, spec B N2, or a
-    corruption too local to cross a gap, N4). The result is checked: :math:`\pi \ge 0`, sums to 1 and
+    class (reducible: the stationary distribution is not unique, e.g. :math:`C = I`, or a
+    corruption too local to cross a gap). The result is checked: :math:`\pi \ge 0`, sums to 1 and
     :math:`\lVert\pi T - \pi\rVert_1 < 10^{-9}`.
     """
     t = check_stochastic("T", T)
@@ -425,7 +428,7 @@ def second_eigenvalue_modulus(T: object) -> float:
     r"""The second largest modulus :math:`|\lambda_2|` among the eigenvalues of ``T``.
 
     The mixing time scales as :math:`1/(1-|\lambda_2|)`; :math:`|\lambda_2| = 1` for a reducible or
-    periodic chain (spec B N4, N5). Returns 0 for ``K = 1``.
+    periodic chain. Returns 0 for ``K = 1``.
     """
     t = check_stochastic("T", T)
     mods = torch.linalg.eigvals(t).abs().sort(descending=True).values
@@ -434,8 +437,8 @@ def second_eigenvalue_modulus(T: object) -> float:
 
 def detailed_balance_violation(T: object, pi: object) -> float:
     r""":math:`\max_{x,x'} |\pi_x T_{xx'} - \pi_{x'} T_{x'x}|`: 0 exactly when ``T`` is reversible
-    with respect to ``pi``. The exact DAE chain is reversible w.r.t. the data distribution (spec B N1),
-    which is what clamping needs ([DLB] L911; [TH] Prop. 5, L1951-1969)."""
+    with respect to ``pi``. The exact DAE chain is reversible w.r.t. the data distribution,
+    which is what clamping needs ([DLB] §20.11.2; [TH] §5.3.6, Prop. 5)."""
     t = check_stochastic("T", T)
     p = _pmf("pi", pi, t.device)
     _same_size("T", t.shape[0], "pi", p.numel())
@@ -455,8 +458,9 @@ def tv_distance(p: object, q: object) -> float:
 # ------------------------------------------------------------------------------------- perturbation
 def fundamental_matrix(T: object) -> torch.Tensor:
     r"""Schweitzer's :math:`Z = (I - T + \mathbf 1 \pi)^{-1}` in the row convention (every row of
-    :math:`\mathbf 1\pi` is :math:`\pi`; spec B §1.4). :math:`\lVert Z\rVert_\infty` blows up as the
-    chain nears reducibility (spec B N9, pitfall P12). ``T`` must have a unique stationary distribution."""
+    :math:`\mathbf 1\pi` is :math:`\pi`). :math:`\lVert Z\rVert_\infty` blows up as the chain nears
+    reducibility ([TH] §5.3.6 says the opposite, that it is zero there). ``T`` must have a
+    unique stationary distribution."""
     t = check_stochastic("T", T)
     pi = stationary_distribution(t)
     k = t.shape[0]
@@ -470,12 +474,12 @@ def _inf_norm(m: torch.Tensor) -> float:
 
 
 def schweitzer_bound(T: object, T_tilde: object) -> tuple[float, float]:
-    r"""Both sides of Schweitzer's perturbation bound ([TH] Thm 4, L1791-1795; Schweitzer 1968).
+    r"""Both sides of Schweitzer's perturbation bound ([TH] §5.3.4, Thm 4; Schweitzer 1968).
 
     :math:`\lVert\pi - \tilde\pi\rVert_1 \le \lVert Z\rVert_\infty \lVert T - \tilde T\rVert_\infty`
     with :math:`Z = (I - T + \mathbf 1\pi)^{-1}` and :math:`\lVert\cdot\rVert_\infty` the maximum absolute
     row sum. In the row convention it follows from :math:`\tilde\pi - \pi = \tilde\pi(\tilde T - T)Z`
-    (spec B §1.4; the thesis prints column-convention objects with row-convention norms, pitfall P12).
+    (the thesis prints column-convention objects with row-convention norms).
 
     Returns ``(lhs, rhs)`` as floats; ``lhs <= rhs`` up to round-off.
     """
@@ -491,9 +495,9 @@ def walkback_corruption(C: object, R: object, p_stop: float = 0.5) -> torch.Tens
     r"""The exact walkback corruption :math:`C_\text{WB} = \sum_{k\ge1} p_\text{stop}(1-p_\text{stop})^{k-1}
     C_k` with :math:`C_k = (CR)^{k-1} C`.
 
-    :math:`C_k` is the matrix form of the recursion [TH] eq. 5.2 (L1612-1616; :math:`C_{k+1} = (C R)\,
-    C_k` in the row convention, spec B §1.5), mixed over :math:`k \sim \mathrm{Geom}(p_\text{stop})`
-    ([TH] L1618-1620; [GDAE] Algorithm 2 with :math:`p = 1 - p_\text{stop}`). The geometric series sums in
+    :math:`C_k` is the matrix form of the recursion [TH] eq. 5.2 (§5.3.2; :math:`C_{k+1} = (C R)\,
+    C_k` in the row convention), mixed over :math:`k \sim \mathrm{Geom}(p_\text{stop})`
+    ([TH] §5.3.2; [GDAE] Algorithm 2 with :math:`p = 1 - p_\text{stop}`). The geometric series sums in
     closed form, :math:`C_\text{WB} = p_\text{stop}\,(I - (1-p_\text{stop})\,C R)^{-1} C`, so no truncation
     is needed. ``R`` is the reconstruction the walk uses (the current model's).
     """
@@ -515,15 +519,16 @@ def walkback_fixed_point(
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, int]:
     r"""The infinite-capacity walkback reconstruction: iterate :math:`R \leftarrow \mathrm{Bayes}(P,
-    C_\text{WB}[R])` from :math:`R_1 = \mathrm{Bayes}(P, C)` ([TH] L1626: "an iterated minimization").
+    C_\text{WB}[R])` from :math:`R_1 = \mathrm{Bayes}(P, C)` ([TH] §5.3.2, after eq. 5.3: "this iterated
+    minimization").
 
     At the fixed point the chain :math:`C R_\text{WB}` (sampling with the *original* ``C``) still has
-    stationary distribution ``P`` ([TH] Prop. 2, L1644-1648; [GDAE] Prop. 1, L1422-1425), while
-    :math:`R_\text{WB}` is broader ("less local", [TH] L1674; spec B N10).
+    stationary distribution ``P`` ([TH] §5.3.2, Prop. 2; [GDAE] §3, Prop. 1), while
+    :math:`R_\text{WB}` is broader ("less local", [TH] §5.3.2).
 
     ``project`` restricts the decoder to a family: each iterate becomes ``project(Bayes(...))`` (e.g.
-    :func:`factorized_projection`, spec B N12: inside a restricted family walkback can make the
-    stationary distribution *worse*, [TH] L1678-1680).
+    :func:`factorized_projection`: inside a restricted family walkback can make the
+    stationary distribution *worse*, [TH] §5.3.3).
 
     Returns ``(R_wb, n_iter)``; raises ``RuntimeError`` if the max-abs change is still above ``tol``
     after ``max_iter`` iterations.
@@ -560,15 +565,15 @@ def online_counting_training(
     walkback: bool = False,
     p_stop: float = 0.5,
 ) -> torch.Tensor:
-    r"""The spurious-mode toy of spec B N11: an online counting estimator with a bad prior.
+    r"""A spurious-mode toy (the mechanism of [TH] Fig. 5.2): an online counting estimator with a bad prior.
 
     :math:`R(x \mid \tilde x) \propto N(\tilde x, x) + \alpha\,\delta_{x = s}` with :math:`s` = ``spurious``
-    stands for a network's arbitrary behaviour away from the data ([TH] L1610: "the DAE's behavior far from
+    stands for a network's arbitrary behaviour away from the data ([TH] §5.3.2: "the DAE's behavior far from
     the training examples can create spurious modes"). Each epoch adds the expected counts
     :math:`n\,P(x)\,C'(\tilde x \mid x)` to :math:`N`, with :math:`C' = C` (plain training) or
-    :math:`C' = C_\text{WB}[R]` for the current ``R`` (walkback, [TH] eq. 5.2 and L1626: samples from
-    :math:`\theta_t` train :math:`\theta_{t+1}`). Counts accumulate, so a region visited once stays
-    corrected, as with SGD. Deterministic (expected counts).
+    :math:`C' = C_\text{WB}[R]` for the current ``R`` (walkback, [TH] eq. 5.2 and the iterated
+    minimization after eq. 5.3: samples from :math:`\theta_t` train :math:`\theta_{t+1}`). Counts
+    accumulate, so a region visited once stays corrected, as with SGD. Deterministic (expected counts).
 
     Returns the ``(K, K)`` reconstruction after ``epochs`` epochs.
     """
@@ -630,7 +635,7 @@ def sample_pairs(
     P: object, C: object, n: int, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""``n`` training pairs :math:`X \sim \mathcal P`, :math:`\tilde X \sim \mathcal C(\cdot\mid X)`
-    ([GDAE] eq. 2, L1213; Algorithm 1, L1185-1194).
+    ([GDAE] §2.1, eq. 2; Algorithm 1).
 
     Returns two int64 ``(n,)`` tensors ``(x, x_tilde)`` on the device of ``C``.
     """
@@ -655,7 +660,7 @@ def sample_chain(
 
     Args:
         transition: a ``(K, K)`` row-stochastic ``T``, or a pair ``(C, R)`` for the DAE/GSN chain
-            :math:`\tilde X_t \sim C[X_t]`, :math:`X_{t+1} \sim R[\tilde X_t]` ([GDAE] eq. 3, L1215-1219).
+            :math:`\tilde X_t \sim C[X_t]`, :math:`X_{t+1} \sim R[\tilde X_t]` ([GDAE] §2.2, eq. 3).
         x0: a starting state, or a ``(B,)`` tensor of starting states for ``B`` independent chains.
         n_steps: number of transitions, ``>= 0``.
         generator: a ``torch.Generator`` (any device) for the uniforms, or ``None`` for torch's global one.
@@ -700,7 +705,7 @@ def walkback_pairs(
     *,
     training: bool = True,
 ) -> list[tuple[int, int]]:
-    r"""[GDAE] Algorithm 2 (the walkback algorithm, L1434-1448) for one training example ``x``.
+    r"""[GDAE] Algorithm 2 (the walkback algorithm, §3) for one training example ``x``.
 
     Walk :math:`\tilde X^* \sim C[X^*]`, stop w.p. ``p_stop`` (line 4: :math:`u > p` with
     :math:`p = 1 - p_\text{stop}` the probability to continue), else :math:`X^* \sim R[\tilde X^*]` and
@@ -816,7 +821,7 @@ def binary_states(d: int, *, device: torch.device | str | None = None) -> torch.
     """All ``2**d`` binary vectors of length ``d`` as an int64 ``(2**d, d)`` table.
 
     Row ``s`` holds the bits of ``s``, most significant first, i.e. the order of
-    ``itertools.product([0, 1], repeat=d)`` (spec B §4.2): this is the state order of every binary
+    ``itertools.product([0, 1], repeat=d)``: this is the state order of every binary
     kernel of this module (:func:`salt_and_pepper_kernel`, :func:`site_kernels`, ...).
     """
     d = _n_bits("d", d)
@@ -830,10 +835,10 @@ def salt_and_pepper_kernel(d: int, rho: float, *, device: torch.device | str | N
     \mid x)` on ``d`` bits.
 
     Each bit is corrupted independently with probability ``rho`` and then set to 0 or 1 with probability
-    1/2 ([GDAE] L1478-1480: "with probability 0.5, randomly corrupt each bit, by setting it to 1 or 0
-    with probability 0.5"; [GSN14] L366-367, 40%), so a bit flips with probability :math:`\rho/2` and
+    1/2 ([GDAE] §4, MNIST: "with probability 0.5, randomly corrupt each bit, by setting it to 1 or 0
+    with probability 0.5"; [GSN14] §7: 40%), so a bit flips with probability :math:`\rho/2` and
     :math:`C = \bigotimes_{i=1}^d c`, :math:`c = \begin{pmatrix}1-\rho/2 & \rho/2\\ \rho/2 &
-    1-\rho/2\end{pmatrix}` (spec B N6). In closed form :math:`C[x, \tilde x] = (1-\rho/2)^{d-h}
+    1-\rho/2\end{pmatrix}`. In closed form :math:`C[x, \tilde x] = (1-\rho/2)^{d-h}
     (\rho/2)^h` with :math:`h` the Hamming distance. States are ordered as in :func:`binary_states`.
 
     Args:
@@ -855,8 +860,8 @@ def factorized_projection(R: object) -> torch.Tensor:
     :math:`R_\text{fact}(x \mid \tilde x) = \prod_i R(x_i \mid \tilde x)`, the product of the marginals
     of each row of ``R`` over the binary states of :func:`binary_states`. Applied to the exact posterior
     this is what an infinite-capacity factorized-Bernoulli decoder learns (the cross-entropy criterion
-    separates over bits; spec B N6, T15; the family used on MNIST, [GDAE] L1484, [TH] L1684), and its
-    chain is biased when the posterior is multimodal (pitfall P1; [GSN14] L249-257).
+    separates over bits; the family used on MNIST, [GDAE] §4, [TH] §5.3.3), and its
+    chain is biased when the posterior is multimodal ([GSN14] §4, the paragraph on large noise).
 
     Args:
         R: ``(2**d, 2**d)`` row-stochastic reconstruction ``R[x_tilde, x]``.
@@ -874,10 +879,10 @@ def factorized_projection(R: object) -> torch.Tensor:
 
 def unimodal_projection(R: object, xs: object, min_var: float = 1e-6) -> torch.Tensor:
     r"""A unimodal decoder: each row of ``R`` replaced by the discretised Gaussian on the grid ``xs`` with
-    the row's mean and variance (``+ min_var``), renormalised (spec B N5).
+    the row's mean and variance (``+ min_var``), renormalised.
 
     This is the "fuzzy average" a unimodal reconstruction family learns when the true posterior
-    :math:`P(X \mid \tilde X)` has several modes ([GSN14] L249-257; [TH] L1835; pitfall P1).
+    :math:`P(X \mid \tilde X)` has several modes ([GSN14] §4; [TH] §5.3.5).
     """
     r = check_stochastic("R", R)
     grid = _float64("xs", xs, r.device)
@@ -922,7 +927,7 @@ def _encoder_decoder(f: object, g: object) -> tuple[torch.Tensor, torch.Tensor]:
 
 def conditional_on(p: object, S: object) -> torch.Tensor:
     r""":math:`p(x \mid x \in \mathcal S) = p(x)\,\mathbb I(x\in\mathcal S) / p(\mathcal S)` as a ``(K,)``
-    vector (zero off ``S``); ``S`` is a boolean mask or a list of states ([TH] Prop. 5, L1951-1969)."""
+    vector (zero off ``S``); ``S`` is a boolean mask or a list of states ([TH] §5.3.6, Prop. 5)."""
     q = _pmf("p", p)
     mask = _subset("S", S, q.numel(), q.device)
     mass = float(q[mask].sum())
@@ -933,10 +938,10 @@ def conditional_on(p: object, S: object) -> torch.Tensor:
 
 def clamp_decoder(g: object, S: object) -> torch.Tensor:
     r"""The clamped decoder :math:`g(x \mid h, x \in \mathcal S) \propto g(x \mid h)\,\mathbb I(x \in
-    \mathcal S)` ([TH] Prop. 5, L1951-1969), as a ``(n_h, n_x)`` matrix with zero columns off ``S``.
+    \mathcal S)` ([TH] §5.3.6, Prop. 5), as a ``(n_h, n_x)`` matrix with zero columns off ``S``.
 
     For a DAE the decoder is ``R[x_tilde, x]``; clamping coordinates of :math:`X` (e.g. :math:`x_b = 1`,
-    [TH] L1913-1919) means ``S`` is the set of states with those values. A row with no mass on ``S``
+    [TH] §5.3.6) means ``S`` is the set of states with those values. A row with no mass on ``S``
     cannot be conditioned; it is set to uniform on ``S`` (:func:`clamped_transition` refuses it when the
     clamped chain can reach that row).
     """
@@ -951,7 +956,7 @@ def clamp_decoder(g: object, S: object) -> torch.Tensor:
 def clamped_transition(f: object, g: object, S: object) -> torch.Tensor:
     r"""The clamped chain on :math:`\mathcal S`: :math:`h \sim f(\cdot \mid x)` with the **full** current
     ``x`` (clamped coordinates included), then :math:`x' \sim g(\cdot \mid h, x' \in \mathcal S)`
-    ([TH] Prop. 5, L1951-1969; [GSN14] Prop. 1, L272-279, spec B §3.7).
+    ([TH] §5.3.6, Prop. 5; [GSN14] §5, Prop. 1).
 
     Args:
         f: ``(n_x, n_h)`` row-stochastic encoder ``f[x, h]`` (for a DAE, the corruption ``C``).
@@ -977,7 +982,7 @@ def clamped_stationary(f: object, g: object, S: object) -> torch.Tensor:
 
     With a mutually compatible pair (``f = pi(h|x)``, ``g = pi(x|h)`` for one joint ``pi``; e.g. the exact
     DAE posterior) it equals :math:`\pi(x \mid x \in \mathcal S)` ([TH] Prop. 5); with an incompatible
-    pair it need not: the detailed-balance condition that [GSN14] Prop. 1 omitted ([DLB] §20.11.2, L911).
+    pair it need not: the detailed-balance condition that [GSN14] Prop. 1 omitted ([DLB] §20.11.2).
     Compare with :func:`conditional_on`.
     """
     ft, gt = _encoder_decoder(f, g)
@@ -989,7 +994,7 @@ def clamped_stationary(f: object, g: object, S: object) -> torch.Tensor:
 
 def encoder_decoder_joint(f: object, g: object) -> torch.Tensor:
     r"""The stationary joint :math:`\pi(x, h)` of the unclamped chain :math:`h' \sim f(\cdot\mid x)`,
-    :math:`x' \sim g(\cdot \mid h')`, as an ``(n_x, n_h)`` matrix ([TH] App. 5.B Prop. 3, L2175-2187).
+    :math:`x' \sim g(\cdot \mid h')`, as an ``(n_x, n_h)`` matrix ([TH] App. 5.B, Prop. 3).
 
     ``h`` is the latent that produced ``x``: :math:`\pi(x, h) = \pi_H(h)\, g(x \mid h)` with
     :math:`\pi_H` stationary for :math:`g f` (on :math:`\mathcal H`); its ``x`` marginal is the
@@ -1002,11 +1007,11 @@ def encoder_decoder_joint(f: object, g: object) -> torch.Tensor:
 
 
 def eq55_residual(pi_joint: object, f: object, S: object) -> float:
-    r"""Residual of [TH] eq. 5.5 (App. 5.B, L2187): :math:`\max_{h'} \big|\sum_{x\in\mathcal S}
+    r"""Residual of [TH] eq. 5.5 (App. 5.B): :math:`\max_{h'} \big|\sum_{x\in\mathcal S}
     \pi(x \mid x\in\mathcal S)\, f(h'\mid x) - \pi(h' \mid x \in \mathcal S)\big|`.
 
     Eq. 5.5 is sufficient for the clamped chain to sample :math:`\pi(x \mid x\in\mathcal S)` (Prop. 3)
-    and necessary when the clamped decoder's columns are linearly independent (Prop. 4, L2217).
+    and necessary when the clamped decoder's columns are linearly independent (Prop. 4).
 
     Args:
         pi_joint: ``(n_x, n_h)`` joint :math:`\pi(x, h)` (from :func:`encoder_decoder_joint`).
@@ -1040,13 +1045,13 @@ def _gsn_encoder(name: str, f: object) -> torch.Tensor:
 def burnin_hidden(f: object, k: int | None = None, h_init: int = 0) -> torch.Tensor:
     r"""The law :math:`q_k(h \mid x)` of :math:`H_1` after ``k`` encoder steps with :math:`X_0 = x` clamped.
 
-    [TH] Algorithm 1 lines 12-16 (L1837-1886): start from :math:`h = ` ``h_init`` (the papers' :math:`H_0 =
-    0`, L1821, L2065-2067) and apply :math:`f(\cdot \mid h', x)` ``k`` times:
+    [TH] Algorithm 1, lines 12-16: start from :math:`h = ` ``h_init`` (the papers' :math:`H_0 =
+    0`, [TH] §5.3.4 and §5.5.2) and apply :math:`f(\cdot \mid h', x)` ``k`` times:
     :math:`q_0 = \delta_{h_\text{init}}`,
     :math:`q_k(\cdot\mid x) = q_{k-1}(\cdot\mid x)\, f[x]`. So ``k=1`` is "a fixed :math:`H_0=0`" and more
     steps burn in :math:`H`. ``k=None`` gives the exact fixed point :math:`q_\infty(\cdot \mid x)`, the
     stationary distribution of every ``f[x]``: the third hypothesis of Theorem 3, :math:`P(H_0\mid X_0) =
-    P(H_1 \mid X_0)` (L1723-1738; spec B N8).
+    P(H_1 \mid X_0)` ([TH] §5.3.4).
 
     Args:
         f: ``(n_x, n_h, n_h)`` encoder ``f[x, h_prev, h]``.
@@ -1089,7 +1094,7 @@ def burnin_hidden(f: object, k: int | None = None, h_init: int = 0) -> torch.Ten
 
 def gsn_decoder_target(P: object, q: object) -> torch.Tensor:
     r"""The optimal decoder :math:`g(x \mid h) = P(X_0 = x \mid H_1 = h) \propto P(x)\, q(h \mid x)`
-    ([TH] eq. 5.4, L1801-1825: the maximiser of the training criterion). A latent with zero mass gets a
+    ([TH] §5.3.4, eq. 5.4: the maximiser of the training criterion). A latent with zero mass gets a
     uniform row.
 
     Args:
@@ -1109,7 +1114,7 @@ def gsn_decoder_target(P: object, q: object) -> torch.Tensor:
 
 def gsn_joint_transition(f: object, g: object) -> torch.Tensor:
     r"""The GSN chain on :math:`(X, H)`: :math:`H_{t+1} \sim f(\cdot \mid H_t, X_t)`, :math:`X_{t+1} \sim
-    g(\cdot \mid H_{t+1})` ([TH] L1702-1708; [DLB] §20.12, L931-934).
+    g(\cdot \mid H_{t+1})` ([TH] §5.3.4; [DLB] §20.12).
 
     :math:`M[(x,h),(x',h')] = f(h' \mid h, x)\, g(x' \mid h')`, with state index ``x * n_h + h``.
 
@@ -1129,7 +1134,7 @@ def gsn_joint_transition(f: object, g: object) -> torch.Tensor:
 
 def gsn_marginal_x(pi_joint: object, n_x: int, n_h: int) -> torch.Tensor:
     r"""The :math:`X` marginal :math:`\pi_X` of a distribution on :math:`(X, H)` indexed ``x * n_h + h``
-    (Theorem 3's conclusion is :math:`\pi_X = P(X_0)`, [TH] L1736-1738)."""
+    (Theorem 3's conclusion is :math:`\pi_X = P(X_0)`, [TH] §5.3.4)."""
     n_x = checks.positive_int("n_x", n_x)
     n_h = checks.positive_int("n_h", n_h)
     p = _pmf("pi_joint", pi_joint)
@@ -1183,7 +1188,7 @@ def random_conditionals(
 ) -> torch.Tensor:
     r"""Inconsistent (generically) conditionals :math:`P_i(x_i = 1 \mid x_{-i}) \sim U[\text{low},
     \text{high}]`, shape ``(d, 2**(d-1))``: a dependency network whose conditionals, each "parametrized
-    separately", match no joint ([TH] L1989; spec B N15)."""
+    separately", match no joint ([TH] §5.3.7)."""
     d = _n_bits("d", d)
     generator = checks.generator("generator", generator)
     low, high = checks.probability("low", low), checks.probability("high", high)
@@ -1196,7 +1201,7 @@ def random_conditionals(
 
 def site_kernels(conds: object) -> torch.Tensor:
     r"""The per-site Gibbs kernels :math:`K_i` of a dependency network on ``d`` bits: resample
-    :math:`x_i \sim P_i(\cdot \mid x_{-i})`, keep :math:`x_{-i}` ([TH] §5.3.7, L1989-1991: the GSN with
+    :math:`x_i \sim P_i(\cdot \mid x_{-i})`, keep :math:`x_{-i}` ([TH] §5.3.7, Prop. 6: the GSN with
     :math:`H = X_{-s}`).
 
     Args:
@@ -1223,7 +1228,7 @@ def _kernel_stack(name: str, Ks: object) -> torch.Tensor:
 
 def random_scan_kernel(Ks: object, w: object = None) -> torch.Tensor:
     r"""Random-scan Gibbs :math:`\bar K = \sum_i w_i K_i` (uniform :math:`w_i = 1/d` by default): choosing
-    the site at random gives "aperiodicity and ergodicity" ([TH] L1995-1999)."""
+    the site at random gives "aperiodicity and ergodicity" ([TH] §5.3.7)."""
     k = _kernel_stack("Ks", Ks)
     weights = torch.full((k.shape[0],), 1.0 / k.shape[0], dtype=F64, device=k.device) if w is None else None
     if weights is None:
@@ -1234,7 +1239,7 @@ def random_scan_kernel(Ks: object, w: object = None) -> torch.Tensor:
 
 def systematic_scan_kernel(Ks: object, order: object) -> torch.Tensor:
     r"""One ordered sweep :math:`K_{\sigma(1)} K_{\sigma(2)} \cdots` (Heckerman et al.'s ordered pseudo-Gibbs
-    sampler, [TH] L1995). ``order`` lists site indices (a permutation, or any sequence of sites)."""
+    sampler, [TH] §5.3.7). ``order`` lists site indices (a permutation, or any sequence of sites)."""
     k = _kernel_stack("Ks", Ks)
     idx = _states("order", order, k.shape[0], k.device).reshape(-1)
     if idx.numel() == 0:
@@ -1243,12 +1248,12 @@ def systematic_scan_kernel(Ks: object, order: object) -> torch.Tensor:
 
 
 def augmented_ordered_chain(Ks: object) -> torch.Tensor:
-    r"""The ordered pseudo-Gibbs chain made Markov by adding the site index to the state ([TH] L1995:
+    r"""The ordered pseudo-Gibbs chain made Markov by adding the site index to the state ([TH] §5.3.7:
     "could be periodic, because we cycle in a deterministic way through all the index values").
 
     State ``(i, x)`` (index ``i * K + x``) resamples site ``i`` and moves to ``i + 1 mod d``: the block
     :math:`(i, i+1)` is :math:`K_i`. It has period ``d``: its unit-modulus eigenvalues are the ``d``-th
-    roots of unity (spec B N15, T14). Returns a ``(d K, d K)`` row-stochastic matrix.
+    roots of unity. Returns a ``(d K, d K)`` row-stochastic matrix.
     """
     k = _kernel_stack("Ks", Ks)
     d, m, _ = k.shape
@@ -1259,13 +1264,13 @@ def augmented_ordered_chain(Ks: object) -> torch.Tensor:
 
 
 def conditional_null_space(P: object, rtol: float = 1e-10) -> torch.Tensor:
-    r"""Directions in conditional space that leave ``P`` stationary for random scan ([TH] L1995: "the fixed
+    r"""Directions in conditional space that leave ``P`` stationary for random scan ([TH] §5.3.7: "the fixed
     point equation of :math:`\pi` introduces fewer constraints than the number of degrees of freedom").
 
     :math:`\theta \mapsto P\bar K(\theta)` is affine in the conditionals :math:`\theta` (``d 2**(d-1)``
     numbers); its linear part :math:`J[x', (i, j)] = \tfrac1d P_{-i}(j)\,(2x'_i - 1)\,\mathbb
     I(x'_{-i} = j)` has rank at most :math:`2^d - 1` (the image sums to 0), so the null space has
-    dimension at least :math:`d2^{d-1} - (2^d - 1)` (5 for ``d = 3``, 17 for ``d = 4``; spec B N15).
+    dimension at least :math:`d2^{d-1} - (2^d - 1)` (5 for ``d = 3``, 17 for ``d = 4``).
     Moving the conditionals along a null direction changes them but keeps :math:`P\bar K = P`.
 
     Returns an ``(n_null, d, 2**(d-1))`` tensor of orthonormal directions (singular values below
@@ -1290,8 +1295,8 @@ def conditional_null_space(P: object, rtol: float = 1e-10) -> torch.Tensor:
 def nonparametric_dae_step(
     x: torch.Tensor, train_x: torch.Tensor, sigma_c: float, s: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    r"""One step of the exact non-parametric DAE chain on :math:`\mathbb R^d` (spec B §3.2; the continuous
-    panels of [TH] Fig. 5.3, L2027, and [GDAE] L1472-1475).
+    r"""One step of the exact non-parametric DAE chain on :math:`\mathbb R^d` (the continuous
+    panels of [TH] Fig. 5.3, §5.5.1, and [GDAE] Fig. 3, §4).
 
     Target: the Parzen density :math:`p_s(x) = \frac1n \sum_i \mathcal N(x; x_i, s^2 I)`; corruption
     :math:`\tilde x = x + \sigma_c \varepsilon`. The exact posterior is a Gaussian mixture,

@@ -1,19 +1,22 @@
 """Corruption processes C(x̃ | x): salt-and-pepper for binary data, additive Gaussian for real data.
 
-* Salt-and-pepper ([GDAE] §4, seed 001 l. 1476; [GSN14] §6, seed 000 l. 384–386; thesis §5.5.1,
-  seed 004 l. 2029 and 2069): each input is corrupted independently with probability p and a corrupted
-  input is set to 0 or 1 with probability 1/2,
+* Salt-and-pepper ([GDAE] §4; [GSN14] §7; thesis §5.5.1 and §5.5.2): each input is corrupted
+  independently with probability p and a corrupted input is set to 0 or 1 with probability 1/2,
 
       x̃ = m ⊙ x + (1 − m) ⊙ b,      m_i ~ Bernoulli(1 − p),   b_i ~ Bernoulli(1/2),
 
   so E[x̃] = (1 − p) x + p/2. The papers use p = 0.5 for the one-layer DAE on MNIST and p = 0.4 at every
   step of the deep GSN chain. Per bit, C(x̃_i | x_i) = 1 − p/2 if x̃_i = x_i, else p/2: global support
-  on {0, 1}^d (Corollary 1, [GSN14] l. 201–206), so the chain it drives is ergodic.
+  on {0, 1}^d ([GSN14] §3, Corollary 1), so the chain it drives is ergodic.
 * Gaussian: x̃ = x + σ ε, ε ~ N(0, I) (the thesis's chapter-3 corruption, eq. 3.2).
 
 Both take tensors on any device and return a tensor of the same shape, dtype and device. Randomness
 comes from ``generator`` (a ``torch.Generator`` on the tensor's device; ``None`` = torch's global one):
 the same seed gives the same corruption.
+
+Sources: [GDAE] = Bengio, Yao, Alain and Vincent (2013), *Generalized Denoising Auto-Encoders as
+Generative Models*; [GSN14] = Bengio, Thibodeau-Laufer, Alain and Yosinski (2014), *Deep Generative
+Stochastic Networks Trainable by Backprop*; "the thesis" is G. Alain's PhD thesis (2018).
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ def salt_and_pepper(x: torch.Tensor, p: float, generator: torch.Generator | None
     """Salt-and-pepper corruption: each entry is replaced w.p. ``p`` by a fair coin flip in {0, 1}.
 
     ``x̃ = m ⊙ x + (1 − m) ⊙ b`` with ``m ~ Bernoulli(1 − p)``, ``b ~ Bernoulli(1/2)``, independently per
-    entry ([GSN14] l. 384–386: "40% of the pixels are corrupted, and replaced with a 0 or a 1 with
-    probability 0.5"; [GDAE] l. 1476 with p = 0.5). The per-bit kernel is the one of
-    ``dae_tutor.chains.salt_and_pepper_kernel`` (spec N6).
+    entry ([GSN14] §7: "40% of the pixels are corrupted, and replaced with a 0 or a 1 with
+    probability 0.5"; [GDAE] §4 with p = 0.5). The per-bit kernel is the one of
+    ``dae_tutor.chains.salt_and_pepper_kernel``.
 
     Args:
         x: floating tensor of any shape with values in [0, 1] (binary images, or grey levels as in the

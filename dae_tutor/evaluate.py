@@ -111,7 +111,7 @@ def mode_coverage(
 
     A sample is *good* when it lies within ``radius`` (e.g. 3 component standard deviations) of some
     centre; a mode is *covered* when at least ``min_share`` of all samples are good samples at it
-    (the diagnostics of spec D_map §2.5(b)).
+    (the book's diagnostics for the 2-D mixtures of chapter 3).
     """
     dist, index = nearest_neighbours(samples, centres)
     radius = checks.positive_float("radius", radius)

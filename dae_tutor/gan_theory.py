@@ -1,6 +1,6 @@
 """The GAN paper's theory in one dimension, computed exactly: Prop. 1, Eq. 4, Theorem 1, and the ab game.
 
-For a fixed generator the best discriminator is (GAN paper Prop. 1, Eq. 2, seed 002 l. 102–110)
+For a fixed generator the best discriminator is (GAN paper §4.1, Prop. 1, Eq. 2)
 
     D*(x) = p_data(x) / (p_data(x) + p_g(x)),   i.e.   logit D*(x) = log p_data(x) − log p_g(x),
 
@@ -12,8 +12,11 @@ Everything here works from **log-densities** on a 1-D grid and integrates by the
 log D = −softplus(−logit) and log(1 − D) = −softplus(logit), nothing underflows. The naive ratio
 p_data/(p_data + p_g) is 0/0 = NaN wherever both densities underflow (chapter 3 shows it).
 
-:func:`simultaneous_gradient_play` is the non-convergence example of the DL book (§20.10.4, seed 003
-l. 763): v(a, b) = ab, a minimises and b maximises, and simultaneous gradient steps orbit the saddle.
+:func:`simultaneous_gradient_play` is the non-convergence example of the DL book (§20.10.4):
+v(a, b) = ab, a minimises and b maximises, and simultaneous gradient steps orbit the saddle.
+
+Sources: the GAN paper is Goodfellow et al. (2014), *Generative Adversarial Nets*; the DL book is
+Goodfellow, Bengio and Courville (2016), *Deep Learning*, ch. 20.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ for constant weights (eq. 7.8), and called "stale" when ω̃ comes from old para
 * :func:`per_example_grad_norms` computes the ‖g_n‖ three ways: ``"fc"``, the
   one-pass formula of Proposition 3 (Goodfellow, 2015) for fully connected layers,
   ‖∂L_n/∂W‖² = ‖X[n]‖² ‖δ[n]‖² and ‖∂L_n/∂b‖² = ‖δ[n]‖² with δ = ∂L/∂Y (the thesis
-  prints the second left-hand side as ∂L_n/∂W, L2431 and L2703: a misprint for ∂L_n/∂b);
+  prints the second left-hand side as ∂L_n/∂W, §7.3.3 and app. 7.A.2: a misprint for ∂L_n/∂b);
   ``"vmap"``, exact per-sample gradients with ``torch.func`` for any model, convolutions
   included (which Prop. 3 cannot handle, §7.3.3); ``"loop"``, one backward per example
   (the reference).
@@ -220,7 +220,7 @@ def last_layer_grad_norms(
 ) -> torch.Tensor:
     """‖∂L_n/∂z_L‖ with z_L the model's output: the cheap proxy of Katharopoulos & Fleuret (2018).
 
-    An extension, not in the thesis (mentioned at L2289): for softmax cross-entropy it is
+    An extension, not in the thesis (mentioned in its §6.4): for softmax cross-entropy it is
     ‖softmax(z) − e_y‖. Proportional to the exact norms only in special cases; its variance
     is judged with :func:`trace_covariance`.
     """
@@ -249,8 +249,8 @@ def smooth_weights(weights: torch.Tensor, c: float = 0.0) -> torch.Tensor:
     """ω̃_n + c: the smoothing constant of thesis app. 7.A.5 (c → ∞ gives plain SGD).
 
     It bounds 1/ω̃, the factor by which a sample whose weight was small but whose gradient
-    has since grown is multiplied (the "time bomb", L2768). Adding c *raises* the entropy
-    of ω towards log N (the thesis says it brings it down, L2772: a slip).
+    has since grown is multiplied (the "time bomb" of app. 7.A.5). Adding c *raises* the entropy
+    of ω towards log N (the thesis says it brings it down, same section: a slip).
     """
     weights = _weights("weights", weights)
     return weights + checks.positive_float("c", c, allow_zero=True)

@@ -11,11 +11,16 @@ same seed gives the same starting point on every device and dtype (up to the
 final rounding).
 
 For binary data (chapter 2), :class:`BernoulliDAE` is the one-hidden-layer DAE with a factorized
-Bernoulli reconstruction P_θ(X | X̃) ([GDAE] §4, seed 001 l. 1476–1480; thesis §5.5.1, l. 2029), and
-:class:`DeepGSN` is the deep generative stochastic network of [GSN14] §6 (seed 000 l. 318–389) /
-thesis §5.5.2 (seed 004 l. 2059–2069): DBM-like odd/even layer updates, noisy tanh units, tied weights,
+Bernoulli reconstruction P_θ(X | X̃) ([GDAE] §4; thesis §5.5.1), and
+:class:`DeepGSN` is the deep generative stochastic network of [GSN14] §6 and Fig. 1 /
+thesis §5.5.2 and Fig. 5.5: DBM-like odd/even layer updates, noisy tanh units, tied weights,
 salt-and-pepper on every x_t, walkback over 2D steps. Their stochastic methods draw every random number
 from an explicit ``torch.Generator`` on the data's device.
+
+Sources: "the thesis" is G. Alain's PhD thesis (2018); [GDAE] = Bengio, Yao, Alain and Vincent (2013),
+*Generalized Denoising Auto-Encoders as Generative Models*; [GSN14] = Bengio, Thibodeau-Laufer, Alain
+and Yosinski (2014), *Deep Generative Stochastic Networks Trainable by Backprop*; [DLB] = Goodfellow,
+Bengio and Courville (2016), *Deep Learning*, ch. 20.
 """
 
 from __future__ import annotations
@@ -209,7 +214,7 @@ def _nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """x ~ Bernoulli(p) elementwise; no gradient flows through the draw ([GSN14] l. 341–346)."""
+    """x ~ Bernoulli(p) elementwise; no gradient flows through the draw ([GSN14] §6)."""
     return torch.bernoulli(p.detach(), generator=generator)
 
 
@@ -292,11 +297,11 @@ class _BinaryModel(nn.Module, ABC):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Run B sampling chains for ``n_steps`` steps from ``x0`` and return the consecutive samples.
 
-        Clamping (inpainting; [GSN14] Proposition 1 and Fig. 2 bottom, seed 000 l. 272–298; thesis
-        Proposition 5, seed 004 l. 1951–1969): the entries where ``clamp_mask`` is True are held at
+        Clamping (inpainting; [GSN14] §5, Proposition 1, and Fig. 2 bottom; thesis §5.3.6,
+        Proposition 5): the entries where ``clamp_mask`` is True are held at
         ``clamp_values`` (default: those of ``x0``). Corruption and encoding see the full current x,
         clamped entries included; the factorized decoder then samples the free entries, and the clamped
-        ones are overwritten with their values (spec §3.7), so they never change along the chain.
+        ones are overwritten with their values, so they never change along the chain.
 
         Args:
             x0: (B, n_vis) starting points with values in [0, 1] (binary, or grey levels).
@@ -307,7 +312,7 @@ class _BinaryModel(nn.Module, ABC):
             return_means: also return the mean-field reconstructions p_t = E[x_t | state] (the Parzen
                 centres and the images shown in the papers' figures), clamped entries overwritten too.
             logit_scale: multiply the decoder's logits by this α > 0 (sample with a :class:`ScaledHead`'s
-                α_1, thesis l. 1692; default 1, the unscaled model).
+                α_1, thesis §5.3.3; default 1, the unscaled model).
 
         Returns:
             samples x_1, …, x_T of shape (n_steps, B, n_vis) (binary), and the means of the same shape
@@ -339,13 +344,13 @@ class _BinaryModel(nn.Module, ABC):
 class BernoulliDAE(_BinaryModel):
     """One-hidden-layer denoising auto-encoder with a factorized Bernoulli reconstruction, for binary data.
 
-    The reconstruction distribution ([GDAE] §4, seed 001 l. 1476–1480; thesis §5.5.1, seed 004 l. 2029) is
+    The reconstruction distribution ([GDAE] §4; thesis §5.5.1) is
 
         P_θ(X = x | x̃) = Π_i p_i^{x_i} (1 − p_i)^{1 − x_i},   p = sigmoid(c + V act(b + W x̃)),
 
     trained by minimising the cross-entropy −log P_θ(x | x̃) with x̃ ~ C(x̃ | x) salt-and-pepper
-    ([GDAE] eq. 1, l. 1211). Its sampling chain alternates x̃_t ~ C(· | x_t), x_{t+1} ~ P_θ(· | x̃_t)
-    ([GDAE] eq. 3, l. 1215–1219). The thesis uses 2000 tanh units, [GDAE] 2000 sigmoid units, both with
+    ([GDAE] eq. 1). Its sampling chain alternates x̃_t ~ C(· | x_t), x_{t+1} ~ P_θ(· | x̃_t)
+    ([GDAE] eq. 3). The thesis uses 2000 tanh units, [GDAE] 2000 sigmoid units, both with
     salt-and-pepper 0.5 on MNIST.
 
     Args:
@@ -435,10 +440,10 @@ class BernoulliDAE(_BinaryModel):
     ) -> torch.Tensor:
         """Denoising criterion: the batch mean of Σ_k −log P_θ(x | x̃_k) (a scalar to minimise).
 
-        With ``walkback_steps = 1`` this is [GDAE] eq. 1 (l. 1211), x̃ ~ C(x̃ | x) salt-and-pepper. With
-        k > 1 it is the walkback criterion with all k intermediate pairs kept ([GDAE] Algorithm 2,
-        l. 1434–1448; the MNIST experiment's "chain of 5 steps … 5 corrupted examples per training
-        example", thesis l. 2029): x̃_1 ~ C(· | x), x_1 ~ P_θ(· | x̃_1), x̃_2 ~ C(· | x_1), …, each x̃_j
+        With ``walkback_steps = 1`` this is [GDAE] eq. 1, x̃ ~ C(x̃ | x) salt-and-pepper. With
+        k > 1 it is the walkback criterion with all k intermediate pairs kept ([GDAE] Algorithm 2;
+        the MNIST experiment's "chain of 5 steps … 5 corrupted examples per training
+        example", thesis §5.5.1): x̃_1 ~ C(· | x), x_1 ~ P_θ(· | x̃_1), x̃_2 ~ C(· | x_1), …, each x̃_j
         reconstructing the original x. Samples carry no gradient.
 
         Args:
@@ -477,23 +482,23 @@ class BernoulliDAE(_BinaryModel):
 
 
 class DeepGSN(_BinaryModel):
-    """Deep generative stochastic network ([GSN14] §6, Fig. 1, seed 000 l. 318–389; thesis §5.5.2, Fig. 5.5).
+    """Deep generative stochastic network ([GSN14] §6, Fig. 1; thesis §5.5.2, Fig. 5.5).
 
     Layers x = h_0 (visible, binary), h_1, …, h_D, with one weight matrix W_i (n_{i+1} × n_i) per pair
     of adjacent layers, used upwards as W_i and downwards as W_iᵀ ("downward weight matrices have been
-    fixed to the transpose of corresponding upward weight matrices", l. 351), and one bias b_i per layer.
-    The state of the chain is (x_t, h_1, …, h_D), with H_0 = 0 (thesis l. 2065). One step (one "update"
-    of the reference code, spec §3.4) is one DBM-like sweep:
+    fixed to the transpose of corresponding upward weight matrices", [GSN14] §6), and one bias b_i per layer.
+    The state of the chain is (x_t, h_1, …, h_D), with H_0 = 0 (thesis §5.5.2). One step (one "update"
+    of the authors' reference code, github.com/yaoli/GSN, linked in thesis §5.5) is one DBM-like sweep:
 
     1. x̃_t = salt_and_pepper(x_t, input_noise) ("all x_t's are corrupted … before entering the graph");
     2. odd layers i = 1, 3, …: h_i = η_out + tanh(η_in + a_i), a_i = b_i + W_{i−1} h_{i−1} + W_iᵀ h_{i+1}
        (h_0 = x̃_t; the top layer has no term from above), η_in, η_out ~ N(0, σ²) with σ = ``sigma_hidden``
-       ("standard deviation 2, applied to all hidden layers except the first", l. 382–384);
+       ("standard deviation 2, applied to all hidden layers except the first", [GSN14] §7);
     3. even layers: p_{t+1} = sigmoid(b_0 + W_0ᵀ h_1) and x_{t+1} ~ Bernoulli(p_{t+1}) (the factorized
-       reconstruction P_θ2(X | H), l. 322); hidden even layers as in 2.
+       reconstruction P_θ2(X | H), [GSN14] Fig. 1 caption); hidden even layers as in 2.
 
     With one hidden layer the graph splits into separate reconstructions: this is the tied-weights DAE
-    baseline of Table 1 (l. 380–382). The paper: 784–1500–1500 (or 1000 units) on MNIST, σ = 2,
+    baseline of [GSN14] Table 1 (§7). The paper: 784–1500–1500 (or 1000 units) on MNIST, σ = 2,
     input_noise = 0.4, SGD with learning rate 0.25, momentum 0.5, ×0.99 per epoch.
 
     Args:
@@ -546,7 +551,7 @@ class DeepGSN(_BinaryModel):
     # -- the chain
 
     def init_state(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The initial state [x, h_1 = 0, …, h_D = 0] (H_0 = 0, thesis l. 2065) for a (B, n_vis) batch."""
+        """The initial state [x, h_1 = 0, …, h_D = 0] (H_0 = 0, thesis §5.5.2) for a (B, n_vis) batch."""
         x = self._check_x("x", x)
         return self._initial(x)
 
@@ -585,7 +590,7 @@ class DeepGSN(_BinaryModel):
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """One odd-then-even sweep, unchecked; returns (new state, logits of p_{t+1}).
 
-        ``alpha`` scales the visible logits (a walkback step's α_k, thesis l. 1684)."""
+        ``alpha`` scales the visible logits (a walkback step's α_k, thesis §5.3.3)."""
         x = state[0]
         x_tilde = corruption._salt_and_pepper(x, self.input_noise, generator) if noisy else x
         layers = [x_tilde, *state[1:]]
@@ -655,11 +660,11 @@ class DeepGSN(_BinaryModel):
         """Walkback training criterion: Σ_{t=1}^{T} mean_batch −log P_θ(X = x | H_t), T = 2D by default.
 
         The chain is unrolled from x_0 = x (with H_0 = 0) for T steps, each producing a reconstruction
-        distribution P_θ2(X | H_t) under which the original x is scored ([GSN14] l. 357–363: "the graph was
+        distribution P_θ2(X | H_t) under which the original x is scored ([GSN14] §6: "the graph was
         unfolded so that 2D sampled reconstructions would be produced … The training loss is the sum of
         the reconstruction negative log-likelihoods (of target X) over all those reconstruction steps";
-        thesis Fig. 5.5 caption, l. 2059). The gradient flows through the Gaussian-noised hidden units
-        (reparametrised, l. 341–346) and back through time, but not through the Bernoulli draws x_t.
+        thesis Fig. 5.5 caption). The gradient flows through the Gaussian-noised hidden units
+        (reparametrised, [GSN14] §6) and back through time, but not through the Bernoulli draws x_t.
 
         Args:
             x: (B, n_vis) training batch in [0, 1] (binary images; grey levels act as soft targets).
@@ -667,7 +672,7 @@ class DeepGSN(_BinaryModel):
             n_steps: T (default 2 × depth).
             per_step: also return the T per-step NLLs (detached), shape (T,).
             scales: a :class:`ScaledHead` with at least T steps: step k's logits are multiplied by its
-                learned α_k, both for the loss and for the sample x_k (thesis §5.3.3, l. 1676–1692).
+                learned α_k, both for the loss and for the sample x_k (thesis §5.3.3).
 
         Returns:
             the scalar loss (and the per-step NLLs when ``per_step``). Each term is a full NLL in nats
@@ -703,11 +708,11 @@ class DeepGSN(_BinaryModel):
 class ScaledHead(nn.Module):
     """Per-step walkback scaling factors α_k = softplus(a_k) of a factorized Bernoulli decoder.
 
-    Thesis §5.3.3 (seed 004 l. 1676–1692): at walkback step k the reconstruction is
+    Thesis §5.3.3: at walkback step k the reconstruction is
     p_i^k = sigmoid(α_k f_i(x̃)) with one learned α_k > 0 per step, so that later (more uncertain)
     steps can have more entropy (α_k smaller) without blurring the first step. Initialised at α_k = 1,
     where the head reproduces the unscaled decoder. Sample with α_1 ("sharper and more faithful to
-    the data distribution", l. 1692).
+    the data distribution").
 
     Args:
         n_steps: number of walkback steps K (>= 1).
@@ -770,7 +775,7 @@ def gaussian_walkback_loss(
     """Walkback criterion of a Gaussian-head DAE: mean over the batch of Σ_k ‖r(x̃_k) − x‖² / (2 s²).
 
     x̃_1 = x + σε, x_k ~ N(r(x̃_k), s²I) (detached), x̃_{k+1} = x_k + σε: [GDAE] Algorithm 2 with all k
-    pairs kept and a fixed walk length (the MNIST experiment's "chain of 5 steps", thesis l. 2029). Each
+    pairs kept and a fixed walk length (the MNIST experiment's "chain of 5 steps", thesis §5.5.1). Each
     term is −log N(x; r(x̃_k), s²I) up to a constant. ``walkback_steps = 1`` is the plain DAE loss / 2s².
     """
     x = checks.tensor("x", x, ndim=2)

@@ -1,12 +1,11 @@
 """Linear classifier probes (thesis ch. 9, Alain & Bengio 2017): measure how linearly separable the
 features of every layer are, without touching the model.
 
-A probe on layer k is a softmax-linear classifier of that layer's features h_k (thesis §9.3.2,
-L2948–2958)::
+A probe on layer k is a softmax-linear classifier of that layer's features h_k (thesis §9.3.2)::
 
     f_k(h_k) = softmax(W_k h_k + b_k),   trained on  (1/n) Σ_i CE(f_k(h_k,i), y_i) + (λ/2)‖W_k‖².
 
-The problem is convex in (W_k, b_k) (L2964), so the probe's optimum is well defined; the probe
+The problem is convex in (W_k, b_k) (§9.3.2), so the probe's optimum is well defined; the probe
 never sends gradients back into the model (the "diode" of app. 9.A): features are captured by
 forward hooks and detached.
 
@@ -16,7 +15,7 @@ forward hooks and detached.
   losses, which are independent), one backward pass, one Adam optimiser over every probe's
   parameters (per-coordinate, so each probe follows exactly the path it would follow alone), and
   early stopping on a validation split kept per layer (§9.3.3).
-* :class:`RandomSubset` and :class:`Pool2d` reduce wide layers (§9.3.4, L2983–2995): a fixed random
+* :class:`RandomSubset` and :class:`Pool2d` reduce wide layers (§9.3.4): a fixed random
   subset of the features (used for Inception v3), or 2-D pooling over height and width, down to one
   feature per channel (used for ResNet-50).
 """

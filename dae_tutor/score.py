@@ -1,6 +1,6 @@
 r"""What a reconstruction function knows about the density: score, Hessian, energy, samples.
 
-All equation numbers refer to Alain's thesis, ch. 3 (``shared/seeds/004``), which is
+All equation numbers refer to Alain's PhD thesis (2018), ch. 3, which is
 Alain & Bengio (2014), *What regularized auto-encoders learn from the data-generating
 distribution*. ``r`` is a reconstruction function (an ``nn.Module`` or any callable
 mapping ``(n, d)`` to ``(n, d)``) trained with Gaussian corruption of standard deviation
@@ -58,7 +58,7 @@ def _call_same_shape(name: str, fn: Fn, x: torch.Tensor) -> torch.Tensor:
 def dae_score(r: Fn, x: torch.Tensor, sigma: float) -> torch.Tensor:
     r"""The DAE estimate of the score, :math:`(r(x) - x)/\sigma^2` (thesis eqs. 3.5 and 3.10).
 
-    For the optimal DAE it is exactly :math:`\nabla\log p_\sigma(x)` (Tweedie, spec §1.2) and it
+    For the optimal DAE it is exactly :math:`\nabla\log p_\sigma(x)` (Tweedie's formula, Efron 2011) and it
     tends to :math:`\nabla\log p(x)` as :math:`\sigma\to0`. ``x`` is ``(..., d)``.
     """
     r = _callable("r", r)
@@ -92,7 +92,7 @@ def log_density_hessian(
     r"""The DAE estimate of the Hessian of :math:`\log p`: :math:`(\partial r/\partial x - I)/\sigma^2`.
 
     Thesis eq. 3.9 and §3.3.8. For the optimal DAE it is exactly :math:`\nabla^2\log p_\sigma`
-    (spec §1.2). ``x`` is ``(n, d)``; the result is ``(n, d, d)``.
+    (differentiate Tweedie's formula). ``x`` is ``(n, d)``; the result is ``(n, d, d)``.
     """
     sigma = checks.positive_float("sigma", sigma)
     jac = reconstruction_jacobian(r, x, chunk_size=chunk_size)
@@ -156,7 +156,7 @@ def metropolis_hastings(
     accepts with probability :math:`\min(1, e^{-\Delta E})`, where
     :math:`\Delta E = E(x^*) - E(x)` comes from :func:`energy_difference` (trapezoid on ``n_path``
     points). With a DAE score :math:`(r(x)-x)/\sigma^2` the chain targets :math:`p_\sigma`, not
-    :math:`p` (spec §1.10).
+    :math:`p` (as thesis §3.4.2 observes of its own samples).
 
     Args:
         score_fn: maps ``(m, d)`` to ``(m, d)``.
@@ -225,7 +225,7 @@ def rcae_1d(grid: torch.Tensor, density: torch.Tensor, sigma: float) -> torch.Te
     .. math:: \sum_{i=1}^M p_i\Delta(\hat r_i - x_i)^2
               + \sigma^2\sum_{i=1}^{M-1} p_i\Delta\Big(\frac{\hat r_{i+1}-\hat r_i}{\Delta}\Big)^2 .
 
-    Setting its gradient to 0 gives the symmetric tridiagonal system (spec §2, Fig. 3.4)
+    Setting its gradient to 0 gives the symmetric tridiagonal system (thesis §3.3.3)
     :math:`p_j\Delta(\hat r_j-x_j) + \frac{\sigma^2}{\Delta}[p_{j-1}(\hat r_j-\hat r_{j-1})\mathbb 1_{j>1}
     - p_j(\hat r_{j+1}-\hat r_j)\mathbb 1_{j<M}] = 0`, solved in float64 by a banded Cholesky.
 
@@ -257,7 +257,7 @@ def dae_1d(
     sigma: float,
     query: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""The discrete version of the optimal DAE, thesis eq. 3.3 (§3.3.3; spec §2, Fig. 3.4).
+    r"""The discrete version of the optimal DAE, thesis eq. 3.3 (§3.3.3, Fig. 3.4).
 
     With the density truncated to the grid,
 
