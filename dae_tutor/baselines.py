@@ -178,7 +178,7 @@ def train_gan(
     betas: tuple[float, float] = (0.5, 0.999),
     seed: int = 0,
     callback: Callable[[int, GAN], None] | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> dict[str, list[float]]:
     """Algorithm 1 of the GAN paper: per iteration, k steps of D, then ``generator_steps`` steps of G.
 
@@ -195,7 +195,7 @@ def train_gan(
         lr, betas: Adam's (the paper used SGD with momentum; "any standard gradient-based learning rule").
         seed: of the minibatch and noise draws.
         callback: called as ``callback(step, gan)`` after each iteration (snapshots, frames).
-        progress: a ``tqdm.auto`` bar.
+        progress: a ``tqdm.auto`` bar (default off, as in every library call).
 
     Returns:
         ``{"value": [...], "generator_loss": [...]}``: V(D, G) on the last D minibatch of each
@@ -407,7 +407,7 @@ def train_rbm(
     lr: float = 0.05,
     momentum: float = 0.5,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool = False,
 ) -> list[float]:
     """Train ``rbm`` in place by SGD with momentum on CD-k (``persistent=False``) or PCD-k gradients.
 

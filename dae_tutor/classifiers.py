@@ -229,7 +229,7 @@ def fit_classifier(
     seed: int = 0,
     snapshot_steps: Sequence[int] = (),
     optimizer_options: dict | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> tuple[list[float], dict[int, dict[str, torch.Tensor]]]:
     """Train ``model`` (in train mode) on the mean cross-entropy of shuffled minibatches of (x, y).
 

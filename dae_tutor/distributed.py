@@ -442,7 +442,7 @@ def run_distributed(
     max_restarts: int = 5,
     log_every: int = 50,
     start_method: str | None = None,
-    progress: bool = True,
+    progress: bool = False,
     callback: Callable[[int, dict], None] | None = None,
     run_name: str | None = None,
     local_workers: int | None = None,

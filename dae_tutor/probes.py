@@ -508,7 +508,7 @@ def fit_probes(
     standardize: bool = True,
     seed: int = 0,
     solver: str = "adam",
-    progress: bool = True,
+    progress: bool = False,
 ) -> dict[str, ProbeResult]:
     """Train one linear softmax probe per layer, all at once, and report each layer's errors and losses.
 

@@ -1,7 +1,7 @@
 """The one training loop, and denoising auto-encoders fitted with it.
 
 * :func:`train_loop` minimises any scalar loss with Adam, SGD or L-BFGS: seeded
-  callers, device-agnostic, a ``tqdm.auto`` progress bar, and a
+  callers, device-agnostic, a ``tqdm.auto`` progress bar (off by default), and a
   :class:`DivergenceError` (a ``FloatingPointError``) naming the step as soon as
   the loss is NaN or infinite.
 * :func:`fit_dae` trains a DAE r on the squared-error denoising loss
@@ -122,7 +122,7 @@ def train_loop(
     steps: int,
     optimizer: str = "adam",
     lr: float | None = None,
-    progress: bool = True,
+    progress: bool = False,
     desc: str = "training",
     optimizer_options: Mapping[str, Any] | None = None,
     check_every: int | None = None,
@@ -353,7 +353,7 @@ def fit_dae(
     batch_size: int | None = None,
     fixed_noise: bool | None = None,
     n_noise: int | None = None,
-    progress: bool = True,
+    progress: bool = False,
     return_history: bool = False,
 ) -> nn.Module | tuple[nn.Module, list[float]]:
     """Train a denoising auto-encoder r on ``samples`` with Gaussian corruption of std ``sigma``.
@@ -483,7 +483,7 @@ def fit_dae_ensemble(
     batch_size: int | None = None,
     fixed_noise: bool | None = None,
     n_noise: int | None = None,
-    progress: bool = True,
+    progress: bool = False,
     return_history: bool = False,
 ) -> list[AutoEncoder] | tuple[list[AutoEncoder], list[list[float]]]:
     """Train one :class:`~dae_tutor.nets.AutoEncoder` per σ in ``sigmas``, all at once.
