@@ -389,6 +389,13 @@ def fit_dae(
 
     Example (Fig. 3.5): ``fit_dae(spiral, 0.01, hidden=1000, steps=1000, optimizer="lbfgs",
     n_noise=10_000)`` on a float64 tensor of 10 000 spiral points.
+
+    Which settings give a good score: the defaults (Adam, fresh noise at every step) are cheap
+    per step but the noise in the gradient swamps the O(σ²) signal; for a score estimate use
+    ``optimizer="lbfgs"`` on a fixed set of corruptions (``n_noise`` ≥ 10,000). On the README's
+    2-d mixture at σ = 0.1 the density-weighted cosine to ∇log p_σ was 0.99 with
+    ``hidden=128, steps=300, optimizer="lbfgs"`` (6 s), against 0.89 for the defaults (66 s) and
+    0.61–0.86 for Adam on minibatches of 256–512.
     """
     samples = _check_samples(samples)
     sigma = checks.positive_float("sigma", sigma)
