@@ -28,6 +28,7 @@ from dae_tutor import checks
 
 WHICH = ("LA", "SA")
 HVP_METHODS = ("fwd_rev", "double_backward")
+REDUCTIONS = ("mean", "none")
 #: :func:`full_hessian` refuses larger problems (a d x d float64 matrix of 25M entries is 200 MB).
 MAX_FULL_HESSIAN_DIM = 5_000
 
@@ -278,7 +279,9 @@ def _unflatten(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]
 class DatasetLoss:
     """L(θ) = (1/N) Σ_n ℓ(f_θ(x_n), y_n) over a dataset or a fixed subset of it (thesis §11.2.1, app. 11.D).
 
-    ``loss_fn(outputs, targets)`` is a mean-reduced criterion (e.g. ``F.cross_entropy``); the data are cut
+    ``loss_fn(outputs, targets)`` is a mean-reduced criterion (e.g. ``F.cross_entropy``) with
+    ``reduction="mean"``, or returns the per-example losses ℓ_n (e.g. ``importance.cross_entropy``) with
+    ``reduction="none"``, whose mean is then taken (the convention of :mod:`dae_tutor`); the data are cut
     into fixed chunks of ``chunk_size`` rows and every quantity is the sum over chunks b weighted by
     n_b/N (n_b rows in b), always in the same order, so repeated calls give bit-identical results (what
     ARPACK/Lanczos need, app. 11.D).
@@ -295,6 +298,7 @@ class DatasetLoss:
         chunk_size: int = 1024,
         subset: float | None = None,
         generator: torch.Generator | None = None,
+        reduction: str = "mean",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -313,6 +317,7 @@ class DatasetLoss:
                 f"got {inputs.shape[0]} and {targets.shape[0]}"
             )
         checks.tensor("inputs", inputs)
+        self.reduction = checks.one_of("reduction", reduction, REDUCTIONS)
         self.chunk_size = checks.positive_int("chunk_size", chunk_size)
         if subset is not None:
             subset = checks.probability("subset", subset)
@@ -334,7 +339,20 @@ class DatasetLoss:
             yield x.shape[0] / self.n, x, y
 
     def _chunk_loss(self, x: torch.Tensor, y: torch.Tensor) -> Loss:
-        return lambda theta: self.loss_fn(functional_call(self.model, _unflatten(self.model, theta), (x,)), y)
+        def loss(theta: torch.Tensor) -> torch.Tensor:
+            value = self.loss_fn(functional_call(self.model, _unflatten(self.model, theta), (x,)), y)
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            if self.reduction == "none" and shape == (x.shape[0],):
+                return value.mean()
+            if self.reduction == "mean" and isinstance(value, torch.Tensor) and value.numel() == 1:
+                return value.reshape(())
+            wanted = f"({x.shape[0]},), one loss per row" if self.reduction == "none" else "(), the mean"
+            raise ValueError(
+                f"loss_fn must return shape {wanted}, on a chunk of {x.shape[0]} rows with "
+                f"reduction={self.reduction!r}, got {shape}: 'none' takes per-example losses, 'mean' the mean"
+            )
+
+        return loss
 
     def _check_theta(self, theta: object) -> torch.Tensor:
         theta = _flat("theta", theta)
@@ -374,16 +392,20 @@ def hessian_eigs(
     generator: torch.Generator | None = None,
     shift: float | str | None = None,
     progress: bool = False,
+    reduction: str = "mean",
 ) -> Eigenpairs:
     """LA(k) or SA(k) (thesis app. 11.A) of the Hessian of ``model``'s loss over ``data`` = (inputs, targets).
 
     The loss is :class:`DatasetLoss` (the full data, or a fixed ``subset`` fraction drawn from
-    ``generator``, app. 11.D), its Hessian-vector products go to :func:`lanczos` on the parameters' device
-    and dtype (``tol``, ``max_iter``, ``shift`` as there). The model is put in eval mode and restored.
-    Eigenvectors are flat (d, k), in the order of :func:`flat_params`.
+    ``generator``, app. 11.D; ``loss_fn`` mean-reduced, or per-example with ``reduction="none"``), its
+    Hessian-vector products go to :func:`lanczos` on the parameters' device and dtype (``tol``,
+    ``max_iter``, ``shift`` as there). The model is put in eval mode and restored. Eigenvectors
+    are flat (d, k), in the order of :func:`flat_params`.
     """
     which = checks.one_of("which", which, WHICH)
-    objective = DatasetLoss(model, loss_fn, data, chunk_size=chunk_size, subset=subset, generator=generator)
+    objective = DatasetLoss(
+        model, loss_fn, data, chunk_size=chunk_size, subset=subset, generator=generator, reduction=reduction
+    )
     k = checks.positive_int("k", k)
     if k >= objective.dim:
         raise ValueError(f"k must be < the number of parameters ({objective.dim}), got {k}")

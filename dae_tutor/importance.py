@@ -48,6 +48,7 @@ from dae_tutor.train import DivergenceError
 
 METHODS = ("fc", "vmap", "loop")
 LOSSES = ("cross_entropy", "mse")
+REDUCTIONS = ("none", "mean")
 # Per-sample gradients held at once by the "vmap" method: chunk × (number of parameters) floats.
 VMAP_BUDGET = 1 << 24
 
@@ -94,9 +95,28 @@ def _per_example_losses(loss_fn: LossFn, output: torch.Tensor, y: torch.Tensor) 
     if not isinstance(losses, torch.Tensor) or losses.shape != (y.shape[0],):
         shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
         raise ValueError(
-            f"loss_fn must return one loss per example (shape ({y.shape[0]},), reduction='none'), got {shape}"
+            f"loss_fn must return one loss per example (shape ({y.shape[0]},), reduction='none'), "
+            f"got {shape}; per_example_grad_norms takes a mean-reduced criterion with reduction='mean'"
         )
     return losses
+
+
+def _per_example_fn(loss_fn: LossFn, reduction: str) -> LossFn:
+    """``loss_fn`` if ``reduction="none"``; if ``"mean"``, (output, target) -> the L_n, one example each."""
+    if reduction == "none":
+        return loss_fn
+
+    def one(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        value = loss_fn(output.unsqueeze(0), target.unsqueeze(0))
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(
+                f"loss_fn must return a scalar (the batch mean) with reduction='mean', got {shape} "
+                "on one example; pass reduction='none' for per-example losses"
+            )
+        return value
+
+    return torch.func.vmap(one)
 
 
 def _fc_norms(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -111,7 +131,7 @@ def _fc_norms(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tenso
             )
         if own:
             linears.append(module)
-    seen: list[tuple[nn.Linear, torch.Tensor, torch.Tensor]] = []
+    seen: list[tuple[nn.Linear, torch.Tensor, torch.autograd.graph.GradientEdge]] = []
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         if any(m is module for m, _, _ in seen):
@@ -119,7 +139,9 @@ def _fc_norms(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tenso
         if inputs[0].dim() != 2:
             shape = tuple(inputs[0].shape)
             raise ValueError(f"method='fc' needs 2-D layer inputs (N, features), got {shape}")
-        seen.append((module, inputs[0].detach(), output))
+        # δ = ∂L/∂Y is taken at Y's gradient edge of now: a later in-place op (ReLU(inplace=True))
+        # rebinds the tensor Y to its own output, so the gradient with respect to Y itself would be wrong.
+        seen.append((module, inputs[0].detach(), torch.autograd.graph.get_gradient_edge(output)))
 
     handles = [m.register_forward_hook(hook) for m in linears]
     try:
@@ -128,10 +150,10 @@ def _fc_norms(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tenso
     finally:
         for h in handles:
             h.remove()
-    deltas = torch.autograd.grad(losses.sum(), [out for _, _, out in seen], allow_unused=True)
+    deltas = torch.autograd.grad(losses.sum(), [edge for _, _, edge in seen], allow_unused=True)
     sq = torch.zeros(x.shape[0], dtype=losses.dtype, device=x.device)
     for (module, inp, _), delta in zip(seen, deltas, strict=True):
-        if delta is None:
+        if delta is None:  # this layer's output does not reach the loss
             continue
         d2 = delta.pow(2).sum(1)
         if module.weight.requires_grad:
@@ -174,7 +196,13 @@ def _loop_norms(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Ten
 
 
 def per_example_grad_norms(
-    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, method: str = "fc"
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    method: str = "fc",
+    *,
+    reduction: str = "none",
 ) -> torch.Tensor:
     """‖∇θ L_n‖₂ for every example n of the batch (all trainable parameters, flattened).
 
@@ -182,17 +210,21 @@ def per_example_grad_norms(
         model: maps ``x`` to outputs. ``"fc"`` needs every trainable layer to be an unshared
             ``nn.Linear`` (Proposition 3, thesis §7.3.3); ``"vmap"`` and ``"loop"`` take any
             model whose examples do not interact (no BatchNorm in training mode).
-        loss_fn: ``(output, target) -> per-example losses`` of shape (N,), e.g.
-            :func:`cross_entropy`; the norms are those of L_n, not of a batch mean.
+        loss_fn: ``(output, target) -> losses`` in the form named by ``reduction``; the norms
+            are those of each L_n, not of the batch mean.
         x, y: the batch (N, ...) and its targets.
         method: ``"fc"`` (one forward + one backward), ``"vmap"`` (``torch.func`` per-sample
             gradients, chunked to bound memory), ``"loop"`` (N backward passes, the reference).
+        reduction: ``"none"`` (``loss_fn`` returns the N losses L_n, e.g. :func:`cross_entropy`)
+            or ``"mean"`` (their mean, e.g. ``F.cross_entropy``; L_n is then ``loss_fn`` on example
+            n alone, evaluated under ``torch.func.vmap``): the convention of :mod:`dae_tutor`.
 
     Returns:
         Tensor (N,) on ``x``'s device, detached.
     """
     check_batch(model, loss_fn, x, y)
     method = checks.one_of("method", method, METHODS)
+    loss_fn = _per_example_fn(loss_fn, checks.one_of("reduction", reduction, REDUCTIONS))
     if method == "fc":
         sq = _fc_norms(model, loss_fn, x, y)
     elif method == "loop":

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dae_tutor import curvature, nets, runtime
+from dae_tutor import importance as imp
 
 F64 = torch.float64
 
@@ -211,6 +212,38 @@ def test_hessian_eigs_restores_training_mode_and_checks_k():
         curvature.hessian_eigs(model, F.cross_entropy, data, 75, "LA")
     with pytest.raises(ValueError, match="which"):
         curvature.hessian_eigs(model, F.cross_entropy, data, 2, "XX")
+
+
+def test_per_example_losses_with_reduction_none_give_the_same_loss_and_spectrum():
+    """reduction="none" with the per-example cross-entropy equals the default "mean" with F.cross_entropy."""
+    model, data, mean_loss = small_problem("relu", n=200, sizes=(6, 12, 4), seed=1)
+    none_loss = curvature.DatasetLoss(model, imp.cross_entropy, data, chunk_size=17, reduction="none")
+    theta = curvature.flat_params(model)
+    v = torch.randn(3, theta.numel(), generator=runtime.generator(2))
+    torch.testing.assert_close(none_loss(theta), mean_loss(theta), rtol=1e-14, atol=0)
+    torch.testing.assert_close(none_loss.gradient(theta), mean_loss.gradient(theta), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(none_loss.hvp(theta, v), mean_loss.hvp(theta, v), rtol=1e-12, atol=1e-15)
+    exact = torch.linalg.eigvalsh(curvature.full_hessian(mean_loss, theta))
+    for which, k, values in (("LA", 4, exact.flip(0)[:4]), ("SA", 3, exact[:3])):
+        kwargs = {"k": k, "which": which, "chunk_size": 64, "generator": runtime.generator(3)}
+        per_example = curvature.hessian_eigs(model, imp.cross_entropy, data, reduction="none", **kwargs)
+        kwargs["generator"] = runtime.generator(3)
+        mean = curvature.hessian_eigs(model, F.cross_entropy, data, **kwargs)
+        torch.testing.assert_close(per_example.eigenvalues, mean.eigenvalues, rtol=1e-10, atol=0)
+        torch.testing.assert_close(per_example.eigenvalues, values, rtol=1e-6, atol=0)
+
+
+def test_dataset_loss_checks_the_reduction():
+    model, data, _ = small_problem()
+    theta = curvature.flat_params(model)
+    with pytest.raises(ValueError, match="reduction"):
+        curvature.DatasetLoss(model, F.cross_entropy, data, reduction="sum")
+    with pytest.raises(ValueError, match=r"reduction='none'.*got \(\)"):
+        curvature.DatasetLoss(model, F.cross_entropy, data, reduction="none")(theta)
+    with pytest.raises(ValueError, match=r"reduction='mean'.*got \(60,\)"):
+        curvature.DatasetLoss(model, imp.cross_entropy, data)(theta)
+    with pytest.raises(ValueError, match="reduction"):
+        curvature.hessian_eigs(model, imp.cross_entropy, data, 2, "LA")
 
 
 def test_full_hessian_refuses_large_models():
