@@ -274,8 +274,8 @@ def _shard_key(shard: int) -> str:
 
 def default_shards(n: int, workers: int) -> int:
     """The default number of shards: 4 per worker, more when that leaves over 256 examples in one."""
-    n, workers = checks.positive_int("n", n), checks.positive_int("workers", workers)
-    return min(n, max(4 * workers, math.ceil(n / 256)))
+    n, workers = checks.positive_int("n", n), checks.positive_int("workers", workers, minimum=0)
+    return min(n, max(4 * max(workers, 1), math.ceil(n / 256)))
 
 
 def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:

@@ -1660,7 +1660,7 @@ case(
     distributed.default_shards,
     lambda: dict(n=100, workers=2),
     n=Int(),
-    workers=Int(),
+    workers=Int(0),
 )
 case(
     "distributed.shard_bounds",
