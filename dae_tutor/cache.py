@@ -70,6 +70,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def sha256(data: bytes) -> str:
     """Hex SHA-256 digest of ``data``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
     return hashlib.sha256(data).hexdigest()
 
 

@@ -586,6 +586,7 @@ def online_counting_training(
     s = int(_states("spurious", spurious, k, c.device))
     alpha = checks.positive_float("alpha", alpha)
     walkback = checks.boolean("walkback", walkback)
+    p_stop = _open_probability("p_stop", p_stop)
     prior = torch.zeros(k, k, dtype=F64, device=c.device)
     prior[:, s] = alpha
     counts = torch.zeros(k, k, dtype=F64, device=c.device)  # N[x_tilde, x]
@@ -724,6 +725,7 @@ def walkback_pairs(
         raise ValueError(f"x must be a single state, got shape {tuple(xs.shape)}")
     start = int(xs)
     p_continue = 1.0 - _open_probability("p_stop", p_stop)
+    training = checks.boolean("training", training)
     generator = checks.generator("generator", generator)
     corrupt, reconstruct = _Categorical(c), _Categorical(r)
     pairs: list[tuple[int, int]] = []
@@ -769,6 +771,7 @@ def walkback_batch(
     if xs.dim() != 1:
         raise ValueError(f"x must be a 1-D tensor of states, got shape {tuple(xs.shape)}")
     p_continue = 1.0 - _open_probability("p_stop", p_stop)
+    training = checks.boolean("training", training)
     generator = checks.generator("generator", generator)
     corrupt, reconstruct = _Categorical(c), _Categorical(r)
     start = xs.cpu().numpy()

@@ -131,6 +131,13 @@ def generator(name: str, value: object, like: torch.Tensor | None = None) -> tor
     return value
 
 
+def log_density(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check that the floating tensor ``x`` holds log-densities: no NaN, no +inf (-inf is a zero density)."""
+    if bool(torch.isnan(x).any()) or bool((x == math.inf).any()):
+        raise ValueError(f"{name} must not contain NaN or +inf (-inf, a zero density, is allowed)")
+    return x
+
+
 def unit_interval(name: str, x: torch.Tensor) -> torch.Tensor:
     """Check that the floating tensor ``x`` has all its values in [0, 1] (probabilities or pixels)."""
     if x.numel() and bool(((x < 0) | (x > 1)).any()):

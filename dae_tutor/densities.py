@@ -308,9 +308,7 @@ def _uniform_t(n: object, generator: object, low: float, high: float) -> torch.T
 
 
 def _check_t(t: object) -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        t = torch.as_tensor(t, dtype=torch.float64)
-    return checks.tensor("t", t)
+    return checks.tensor("t", t if isinstance(t, torch.Tensor) else checks.as_tensor("t", t))
 
 
 class Spiral:

@@ -274,11 +274,13 @@ def _shard_key(shard: int) -> str:
 
 def default_shards(n: int, workers: int) -> int:
     """The default number of shards: 4 per worker, more when that leaves over 256 examples in one."""
+    n, workers = checks.positive_int("n", n), checks.positive_int("workers", workers, minimum=0)
     return min(n, max(4 * max(workers, 1), math.ceil(n / 256)))
 
 
 def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
     """Split examples 0..n-1 into ``n_shards`` contiguous, near-equal (start, stop) ranges."""
+    n, n_shards = checks.positive_int("n", n), checks.positive_int("n_shards", n_shards)
     edges = np.linspace(0, n, n_shards + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 

@@ -32,20 +32,23 @@ from dae_tutor import checks
 LOG_4 = math.log(4.0)
 
 
-def _grid_and_logs(x: object, *logs: object) -> tuple[torch.Tensor, ...]:
+def _grid_and_logs(
+    x: object, *logs: object, names: tuple[str, ...] = ("log_p_data", "log_p_g", "logits")
+) -> tuple[torch.Tensor, ...]:
     x = checks.tensor("x", x, ndim=1)
     if len(x) < 2:
         raise ValueError(f"x must hold at least two grid points, got {len(x)}")
     if not bool((x[1:] > x[:-1]).all()):
         raise ValueError("x must be strictly increasing (a quadrature grid)")
-    names = ("log_p_data", "log_p_g", "logits")
     out = [x]
     for name, value in zip(names, logs, strict=False):
         t = checks.tensor(name, value, ndim=1, finite=False)
         if t.shape != x.shape:
             raise ValueError(f"{name} must have the shape of x {tuple(x.shape)}, got {tuple(t.shape)}")
-        if bool(torch.isnan(t).any()) or (name != "logits" and bool((t == math.inf).any())):
-            raise ValueError(f"{name} must not contain NaN or +inf (-inf, a zero density, is allowed)")
+        if name == "logits" and bool(torch.isnan(t).any()):
+            raise ValueError(f"{name} must not contain NaN")
+        if name != "logits":
+            checks.log_density(name, t)
         out.append(t.to(x))
     return tuple(out)
 
@@ -56,8 +59,8 @@ def optimal_discriminator_logits(log_p_data: torch.Tensor, log_p_g: torch.Tensor
     Where both densities are 0 (−∞ − (−∞)) D* is undefined (Prop. 1 needs it only on the union of
     the supports); it is set to 0 there, i.e. D* = ½.
     """
-    log_p_data = checks.tensor("log_p_data", log_p_data, finite=False)
-    log_p_g = checks.tensor("log_p_g", log_p_g, finite=False)
+    log_p_data = checks.log_density("log_p_data", checks.tensor("log_p_data", log_p_data, finite=False))
+    log_p_g = checks.log_density("log_p_g", checks.tensor("log_p_g", log_p_g, finite=False))
     if log_p_data.shape != log_p_g.shape:
         raise ValueError(
             f"log_p_data and log_p_g must have the same shape, got {tuple(log_p_data.shape)} "
@@ -99,7 +102,7 @@ def virtual_criterion(x: torch.Tensor, log_p_data: torch.Tensor, log_p_g: torch.
 
 def jensen_shannon(x: torch.Tensor, log_p: torch.Tensor, log_q: torch.Tensor) -> float:
     """JSD(p ‖ q) = ½ KL(p ‖ m) + ½ KL(q ‖ m), m = (p + q)/2, in nats, by quadrature in the log domain."""
-    x, lp, lq = _grid_and_logs(x, log_p, log_q)
+    x, lp, lq = _grid_and_logs(x, log_p, log_q, names=("log_p", "log_q"))
     log_m = torch.logaddexp(lp, lq) - math.log(2.0)
 
     return 0.5 * torch.trapezoid(_times(lp, lp - log_m) + _times(lq, lq - log_m), x).item()

@@ -16,7 +16,8 @@ def grid_2d(xlim: tuple[float, float], ylim: tuple[float, float], n: int) -> tor
     """An ``n x n`` grid of points over ``xlim x ylim``, as an ``(n*n, 2)`` float64 tensor."""
     n = checks.positive_int("n", n, minimum=2)
     for name, lim in (("xlim", xlim), ("ylim", ylim)):
-        if len(lim) != 2 or not lim[0] < lim[1]:
+        bounds = checks.as_tensor(name, lim)
+        if bounds.shape != (2,) or not bounds[0] < bounds[1]:
             raise ValueError(f"{name} must be (low, high) with low < high, got {lim}")
     xs = torch.linspace(xlim[0], xlim[1], n, dtype=torch.float64)
     ys = torch.linspace(ylim[0], ylim[1], n, dtype=torch.float64)

@@ -156,6 +156,7 @@ def train_loop(
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     params = _param_list(params)
     steps = checks.positive_int("steps", steps)
+    progress = checks.boolean("progress", progress)
     optimizer = checks.one_of("optimizer", optimizer, OPTIMIZERS)
     lr = DEFAULT_LR[optimizer] if lr is None else checks.positive_float("lr", lr)
     if not isinstance(desc, str):
@@ -226,6 +227,14 @@ def dae_loss(
     r: Callable[[torch.Tensor], torch.Tensor], noisy: torch.Tensor, clean: torch.Tensor
 ) -> torch.Tensor:
     """Empirical DAE loss (1/n) Σ_i ‖r(x̃_i) − x_i‖² (thesis eq. 3.2), for (n, d) ``noisy``/``clean``."""
+    if not callable(r):
+        raise TypeError(f"r must be callable, got {type(r).__name__}")
+    noisy = checks.tensor("noisy", noisy, ndim=2)
+    clean = checks.tensor("clean", clean, ndim=2)
+    if clean.shape != noisy.shape or clean.shape[0] < 1:
+        raise ValueError(
+            f"clean must be non-empty with the shape of noisy {tuple(noisy.shape)}, got {tuple(clean.shape)}"
+        )
     return (r(noisy) - clean).square().sum(-1).mean()
 
 
@@ -400,6 +409,10 @@ def fit_dae(
     samples = _check_samples(samples)
     sigma = checks.positive_float("sigma", sigma)
     steps = checks.positive_int("steps", steps)
+    progress, return_history = (
+        checks.boolean("progress", progress),
+        checks.boolean("return_history", return_history),
+    )
     seed = checks.positive_int("seed", seed, minimum=0)
     optimizer = checks.one_of("optimizer", optimizer, OPTIMIZERS)
     batch_size, fixed_noise, n_noise = _regime(optimizer, batch_size, fixed_noise, n_noise, samples.shape[0])
@@ -537,6 +550,10 @@ def fit_dae_ensemble(
             f"hidden must be an int (the ensemble trains one-hidden-layer AutoEncoders), got {hidden!r}"
         )
     steps = checks.positive_int("steps", steps)
+    progress, return_history = (
+        checks.boolean("progress", progress),
+        checks.boolean("return_history", return_history),
+    )
     optimizer = checks.one_of("optimizer", optimizer, OPTIMIZERS)
     if optimizer == "lbfgs":
         raise ValueError(

@@ -51,6 +51,14 @@ def test_tensor_checks_rank_width_dtype_and_finiteness():
         checks.tensor("x", np.zeros(3))
 
 
+def test_log_density_allows_zero_densities_only():
+    x = torch.tensor([0.0, -math.inf, -3.0])
+    assert checks.log_density("log_p", x) is x
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="log_p must not contain NaN or"):
+            checks.log_density("log_p", torch.tensor([0.0, bad]))
+
+
 def test_one_of_and_probability():
     assert checks.one_of("rule", "mean", ["mean", "trapezoid"]) == "mean"
     with pytest.raises(ValueError, match="rule"):
