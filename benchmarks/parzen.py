@@ -3,7 +3,8 @@
 The papers' protocol scores 10,000 test points under a Gaussian Parzen window on 10,000 samples in
 784 dimensions (MNIST). Both sides get the same data (pixel-like values in [0, 1]) and the same σ:
 
-* ``dae_tutor``: ``evaluate.parzen_log_likelihood`` (chunked matmul + logsumexp, float32 and float64);
+* ``dae_tutor``: ``evaluate.parzen_log_likelihood`` (chunked matmul + logsumexp, computed in float64,
+  on float32 and on float64 inputs);
 * baseline: ``sklearn.neighbors.KernelDensity(kernel="gaussian", bandwidth=σ).fit(samples)
   .score_samples(test)`` (its default tree algorithm and tolerances).
 

@@ -68,10 +68,56 @@ def test_select_sigma_picks_the_best_of_the_grid() -> None:
     assert curve[0] == E.parzen_log_likelihood(samples, valid, 0.01).mean().item()
 
 
-def test_mean_and_stderr() -> None:
-    values = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64)
-    mean, se = E.mean_and_stderr(values)
-    assert mean == 2.5 and se == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2)
+def _exact_parzen(samples: np.ndarray, test: np.ndarray, sigma: float) -> np.ndarray:
+    """log p̂(x) in NumPy float64 from direct differences x − s and SciPy's logsumexp (no expansion)."""
+    n, d = samples.shape
+    constant = math.log(n) + 0.5 * d * math.log(2 * math.pi * sigma**2)
+    sq = ((test[:, None, :] - samples[None]) ** 2).sum(2)
+    return logsumexp(-sq / (2 * sigma**2), axis=1) - constant
+
+
+@pytest.mark.parametrize(
+    ("case", "sigma"),
+    [("test points are samples", 0.02), ("fresh test points", 0.1)],
+)
+def test_float32_is_the_exact_value_rounded(case, sigma) -> None:
+    # Pixel-like data in 784-d. Scoring samples against themselves at a small σ is the worst case of
+    # ‖x‖² + ‖s‖² − 2x·s in float32 (0.2 nats off); the result must be the exact value to float32 rounding.
+    rng = np.random.default_rng(4)
+    samples = rng.random((1000, 784)).astype(np.float32)
+    test = samples[:40] if case == "test points are samples" else rng.random((40, 784)).astype(np.float32)
+    got = E.parzen_log_likelihood(torch.from_numpy(samples), torch.from_numpy(test), sigma)
+    assert got.dtype == torch.float32
+    exact = _exact_parzen(samples.astype(np.float64), test.astype(np.float64), sigma)
+    np.testing.assert_allclose(got.numpy(), exact, rtol=2**-23, atol=0)
+
+
+def test_mixed_dtypes_are_promoted_not_rounded() -> None:
+    # float64 samples with float32 test points: computed and returned in float64, as torch promotes.
+    gen = torch.Generator().manual_seed(5)
+    samples = torch.randn(60, 3, generator=gen, dtype=F64)
+    test = torch.randn(20, 3, generator=gen)
+    expected = E.parzen_log_likelihood(samples, test.double(), 0.05)
+    got = E.parzen_log_likelihood(samples, test, 0.05)
+    assert got.dtype == F64
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    dist, index = E.nearest_neighbours(test, samples)
+    brute = torch.cdist(test.double(), samples)
+    assert dist.dtype == F64 and torch.equal(index, brute.argmin(1))
+    torch.testing.assert_close(dist, brute.min(1).values, rtol=0, atol=1e-10)
+
+
+def test_mean_and_stderr_follow_the_papers_code() -> None:
+    # The GAN paper's parzen_ll.py: mean, numpy.std(lls) / numpy.sqrt(len(lls)) (ddof = 0).
+    lls = np.random.default_rng(6).normal(-100.0, 20.0, 50)
+    mean, se = E.mean_and_stderr(torch.from_numpy(lls))
+    assert mean == pytest.approx(lls.mean(), rel=1e-14)
+    assert se == pytest.approx(np.std(lls) / np.sqrt(len(lls)), rel=1e-12)
+
+
+def test_papers_sigma_grid_is_the_reference_codes() -> None:
+    assert E.PAPERS_SIGMA_GRID == tuple(np.logspace(-1, 0, 10).tolist())
+    assert all(type(s) is float for s in E.PAPERS_SIGMA_GRID)
 
 
 @pytest.mark.parametrize(
