@@ -250,8 +250,11 @@ class RBM(nn.Module):
 
     Args:
         n_vis, n_hid: numbers of visible and hidden units.
-        weight_std: W ~ N(0, weight_std²) (default 0.01, Hinton's practical guide); biases 0.
-        seed: of the initialisation (drawn on the CPU in float64, then cast).
+        weight_std: W ~ N(0, weight_std²) (default 0.01, Hinton's practical guide).
+        b, c: the initial visible (n_vis,) and hidden (n_hid,) biases of eq. 20.5, finite tensors of
+            the parameters' dtype (copied onto their device); ``None``: zeros. :func:`train_rbm`
+            replaces ``b`` by the data's log-odds unless called with ``init_visible=False``.
+        seed: of the initialisation of W (drawn on the CPU in float64, then cast).
         dtype, device: of the parameters.
 
     Parameters ``W`` (n_vis, n_hid), ``b`` (n_vis,) visible biases, ``c`` (n_hid,) hidden biases.
@@ -263,6 +266,8 @@ class RBM(nn.Module):
         n_hid: int,
         *,
         weight_std: float = 0.01,
+        b: torch.Tensor | None = None,
+        c: torch.Tensor | None = None,
         seed: int = 0,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
@@ -275,8 +280,8 @@ class RBM(nn.Module):
         kw = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         w = weight_std * torch.randn(self.n_vis, self.n_hid, generator=gen, dtype=torch.float64)
         self.W = nn.Parameter(w.to(**kw))
-        self.b = nn.Parameter(torch.zeros(self.n_vis, **kw))
-        self.c = nn.Parameter(torch.zeros(self.n_hid, **kw))
+        self.b = nn.Parameter(_bias("b", b, self.n_vis, **kw))
+        self.c = nn.Parameter(_bias("c", c, self.n_hid, **kw))
 
     def _v(self, name: str, v: object) -> torch.Tensor:
         v = checks.tensor(name, v, ndim=2, last_dim=self.n_vis)
@@ -390,6 +395,18 @@ class RBM(nn.Module):
         return grads, neg
 
 
+def _bias(
+    name: str, value: torch.Tensor | None, n: int, dtype: torch.dtype, device: torch.device | str | None
+) -> torch.Tensor:
+    """A copy of the initial bias ``value`` ((n,), finite, of ``dtype``) on ``device``; zeros for ``None``."""
+    if value is None:
+        return torch.zeros(n, dtype=dtype, device=device)
+    value = checks.tensor(name, value, ndim=1, last_dim=n)
+    if value.dtype != dtype:
+        raise TypeError(f"{name} must have the parameters' dtype {dtype}, got {value.dtype}")
+    return value.detach().to(device=device, copy=True)
+
+
 def _binary_states(n: int, like: torch.Tensor) -> torch.Tensor:
     """All 2^n binary vectors, shape (2^n, n), in ``like``'s dtype and device."""
     codes = torch.arange(2**n, device=like.device)
@@ -406,13 +423,15 @@ def train_rbm(
     batch_size: int = 100,
     lr: float = 0.05,
     momentum: float = 0.5,
+    init_visible: bool = True,
     seed: int = 0,
     progress: bool = False,
 ) -> list[float]:
     """Train ``rbm`` in place by SGD with momentum on CD-k (``persistent=False``) or PCD-k gradients.
 
-    The visible biases start at the log-odds of the data's marginals (Hinton's practical guide), the
-    PCD chains at ``batch_size`` training examples. Returns the mean reconstruction error
+    With ``init_visible`` the visible biases start at the log-odds of the data's marginals (Hinton's
+    practical guide, §8.1); without, at the RBM's own ``b``. The PCD chains start at ``batch_size``
+    training examples. Returns the mean reconstruction error
     ‖v − P(v | h ~ P(h | v))‖² per step (a monitor only: it is not the likelihood).
 
     Raises:
@@ -430,9 +449,10 @@ def train_rbm(
     lr = checks.positive_float("lr", lr)
     momentum = checks.probability("momentum", momentum)
     gen = runtime.generator(checks.positive_int("seed", seed, minimum=0), data.device)
-    with torch.no_grad():
-        marginal = data.mean(0).clamp(1e-3, 1 - 1e-3)
-        rbm.b.copy_(torch.log(marginal / (1 - marginal)))
+    if checks.boolean("init_visible", init_visible):
+        with torch.no_grad():
+            marginal = data.mean(0).clamp(1e-3, 1 - 1e-3)
+            rbm.b.copy_(torch.log(marginal / (1 - marginal)))
     params = {"W": rbm.W, "b": rbm.b, "c": rbm.c}
     velocity = {name: torch.zeros_like(p) for name, p in params.items()}
     chain = data[torch.randint(len(data), (batch_size,), generator=gen, device=data.device)]

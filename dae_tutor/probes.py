@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -311,8 +312,10 @@ class _Probes(nn.Module):
         return totals / y.shape[0]
 
 
+LBFGS_TOL = 1e-4  # solver="lbfgs" stops at max |∇f| <= this: scikit-learn's default tol for lbfgs
 LBFGS_MEMORY = 30  # curvature pairs kept per layer by solver="lbfgs" (cheap: 2·30 vectors of C·(d+1))
 ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search (Nocedal & Wright eq. 3.4)
+RESOLUTION = 16  # solver="lbfgs" gives up a line search once its predicted gain is below 16 roundings of f
 
 
 def _objective_and_gradient(
@@ -358,6 +361,7 @@ def _fit_lbfgs(
     labels: torch.Tensor,
     *,
     l2: float,
+    tol: float,
     epochs: int,
     progress: bool,
 ) -> list[int]:
@@ -365,8 +369,10 @@ def _fit_lbfgs(
 
     Each round evaluates every unfinished layer once at its trial point (one pass over its training
     features): a trial that satisfies Armijo's condition f(θ + αd) <= f(θ) + c α ∇fᵀd is accepted and
-    a new L-BFGS direction taken with α = 1; otherwise α is halved. A layer finishes when an accepted
-    step lowers its objective by less than :data:`TOLERANCE` (relative), or after ``epochs`` passes.
+    a new L-BFGS direction taken with α = 1; otherwise α is halved. A layer finishes when
+    max |∇f| <= ``tol`` (scikit-learn's test for lbfgs, SciPy's ``gtol``); it stops short of that, with
+    a warning, after ``epochs`` passes, or when its line search has halved α until the gain it predicts,
+    −α ∇fᵀd, is below :data:`RESOLUTION` roundings of f (where f cannot tell a better point from a worse).
     """
     names = probes.names
     theta = [
@@ -380,39 +386,57 @@ def _fit_lbfgs(
             strict=True,
         ),
     )
+    rounding = RESOLUTION * torch.finfo(theta[0].dtype).eps
     pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in names]
     direction = [-g for g in grad]
     step = [min(1.0, 1.0 / max(float(g.abs().sum()), 1e-12)) for g in grad]  # first step: |αd|₁ <= 1
     passes = [1] * len(names)
-    active = list(range(len(names)))
+    active = [k for k, g in enumerate(grad) if float(g.abs().max()) > tol]
     bar = tqdm(total=epochs, desc="probes (L-BFGS)", disable=not progress, leave=False)
     while active:
-        converged = set()
+        finished = set()
         for k in active:
             trial = theta[k] + step[k] * direction[k]
             new_value, new_grad = _objective_and_gradient(xs_train[k], trial, labels, l2)
             passes[k] += 1
             slope = float((grad[k] * direction[k]).sum())
-            if not (new_value <= value[k] + ARMIJO * step[k] * slope):
+            if not (slope < 0 and new_value <= value[k] + ARMIJO * step[k] * slope):
                 step[k] *= 0.5
-                if step[k] < 1e-20:
-                    raise DivergenceError(
-                        passes[k], new_value, epochs, "fit_probes", f", L-BFGS line search of {names[k]!r}"
-                    )
+                if -step[k] * slope <= rounding * value[k]:  # the gain left to find is below rounding
+                    if not math.isfinite(new_value):
+                        where = f", L-BFGS line search of {names[k]!r}"
+                        raise DivergenceError(passes[k], new_value, epochs, "fit_probes", where)
+                    finished.add(k)
                 continue
             s, y = trial - theta[k], new_grad - grad[k]
             if float((s * y).sum()) > 0:  # always, for l2 > 0 (strictly convex); kept for l2 = 0
                 pairs[k] = [*pairs[k][-(LBFGS_MEMORY - 1) :], (s, y)]
-            drop = value[k] - new_value
             theta[k], value[k], grad[k] = trial, new_value, new_grad
-            if drop <= TOLERANCE * max(1.0, abs(new_value)):
-                converged.add(k)
+            if float(new_grad.abs().max()) <= tol:
+                finished.add(k)
             else:
                 direction[k], step[k] = _lbfgs_direction(grad[k], pairs[k]), 1.0
-        active = [k for k in active if k not in converged and passes[k] < epochs]
+        active = [k for k in active if k not in finished and passes[k] < epochs]
         bar.n = max(passes)
         bar.set_postfix(active=len(active), refresh=True)
     bar.close()
+    hint = "" if theta[0].dtype == torch.float64 else " or float64 features"
+    short = [
+        f"{names[k]!r} (max |grad| {float(g.abs().max()):.2g}, "
+        + (
+            f"after epochs={epochs} passes: pass a larger epochs)"
+            if passes[k] >= epochs
+            else f"where rounding in {g.dtype} hides any further gain: pass a larger tol{hint})"
+        )
+        for k, g in enumerate(grad)
+        if float(g.abs().max()) > tol
+    ]
+    if short:
+        warnings.warn(
+            f"fit_probes: L-BFGS stopped before max |grad| <= tol={tol:g} on " + ", ".join(short),
+            RuntimeWarning,
+            stacklevel=3,
+        )
     with torch.no_grad():
         for k, t in enumerate(theta):
             probes.weights[k].copy_(t[:, :-1])
@@ -508,6 +532,7 @@ def fit_probes(
     standardize: bool = True,
     seed: int = 0,
     solver: str = "adam",
+    tol: float = LBFGS_TOL,
     progress: bool = False,
 ) -> dict[str, ProbeResult]:
     """Train one linear softmax probe per layer, all at once, and report each layer's errors and losses.
@@ -524,10 +549,13 @@ def fit_probes(
 
     ``solver="lbfgs"`` instead runs full-batch L-BFGS on each layer's objective (all layers in
     lockstep, each on its own path, memory :data:`LBFGS_MEMORY`, Armijo backtracking), without
-    early stopping: a layer stops when a step lowers its training objective by less than
-    :data:`TOLERANCE` (relative), i.e. near the regularised optimum that scikit-learn's lbfgs finds,
-    in fewer passes than Adam; ``batch_size``, ``lr``, ``patience`` and ``seed`` are then unused, and
-    ``epochs`` bounds the passes (objective evaluations) per layer.
+    early stopping: a layer stops when max |∇f| <= ``tol``, scikit-learn's stopping test for lbfgs
+    (its ``tol``, SciPy's ``gtol``; the default is scikit-learn's). That bounds the gap to the
+    optimum: for l2 > 0, f is μ-strongly convex (but along the one direction that adds the same
+    constant to every bias, where it is flat and ∇f is 0), so f − f* <= ‖∇f‖²/(2μ) (Boyd &
+    Vandenberghe, *Convex Optimization*, eq. 9.9). A layer that stops short of ``tol`` (pass limit, or
+    float32 rounding) is named in a ``RuntimeWarning``. ``batch_size``, ``lr``, ``patience`` and
+    ``seed`` are then unused, and ``epochs`` bounds the passes (objective evaluations) per layer.
 
     Args:
         features: ``{layer: (n, ...)}`` floating tensors (flattened), all on the labels' device.
@@ -543,6 +571,8 @@ def fit_probes(
             features get std 1); the probe is then a linear classifier of h all the same.
         seed: the minibatch order.
         solver: ``"adam"`` (minibatch Adam with early stopping) or ``"lbfgs"`` (full batch, to tolerance).
+        tol: ``solver="lbfgs"`` stops a layer when every component of its objective's gradient is at
+            most ``tol`` in absolute value (> 0; unused by Adam).
         progress: show a ``tqdm.auto`` bar.
 
     Returns:
@@ -578,6 +608,7 @@ def fit_probes(
     checks.boolean("standardize", standardize)
     seed = checks.positive_int("seed", seed, minimum=0)
     solver = checks.one_of("solver", solver, ("adam", "lbfgs"))
+    tol = checks.positive_float("tol", tol)
     checks.boolean("progress", progress)
 
     dtype = torch.promote_types(next(iter(train_x.values())).dtype, torch.float32)
@@ -601,7 +632,7 @@ def fit_probes(
     xs_split = {what: (prepare(x), y) for what, (x, y) in splits.items()}
     probes = _Probes(widths, n_classes, dtype, dev)
     if solver == "lbfgs":
-        best_epoch = _fit_lbfgs(probes, xs_train, labels, l2=l2, epochs=epochs, progress=progress)
+        best_epoch = _fit_lbfgs(probes, xs_train, labels, l2=l2, tol=tol, epochs=epochs, progress=progress)
     else:
         valid = xs_split.get("valid")
         schedule = dict(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,12 +19,9 @@ F64 = torch.float64
 
 
 def _rbm(n_vis: int, n_hid: int, seed: int, std: float = 1.0) -> B.RBM:
-    rbm = B.RBM(n_vis, n_hid, weight_std=std, seed=seed, dtype=F64)
     gen = runtime.generator(seed + 100)
-    with torch.no_grad():
-        rbm.b.copy_(torch.randn(n_vis, generator=gen, dtype=F64))
-        rbm.c.copy_(torch.randn(n_hid, generator=gen, dtype=F64))
-    return rbm
+    b, c = torch.randn(n_vis, generator=gen, dtype=F64), torch.randn(n_hid, generator=gen, dtype=F64)
+    return B.RBM(n_vis, n_hid, weight_std=std, b=b, c=c, seed=seed, dtype=F64)
 
 
 def _brute_force_log_z(rbm: B.RBM) -> float:
@@ -49,6 +47,41 @@ def test_rbm_free_energy_and_log_z_match_enumeration(n_vis: int, n_hid: int) -> 
     assert rbm.log_partition().item() == pytest.approx(_brute_force_log_z(rbm), abs=1e-10)
     total = rbm.log_prob(B._binary_states(n_vis, rbm.W)).exp().sum().item()
     assert total == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(("n_vis", "n_hid"), [(5, 3), (3, 5)])  # log Z enumerates h, then v
+def test_rbm_takes_initial_biases_and_its_log_z_matches_enumeration(n_vis: int, n_hid: int) -> None:
+    gen = runtime.generator(11)
+    b0, c0 = torch.randn(n_vis, generator=gen, dtype=F64), torch.randn(n_hid, generator=gen, dtype=F64)
+    given = b0.clone()
+    rbm = B.RBM(n_vis, n_hid, weight_std=1.0, b=b0, c=c0, seed=2, dtype=F64)
+    assert torch.equal(rbm.b, b0) and torch.equal(rbm.c, c0)
+    b0.add_(1.0)  # the RBM holds a copy
+    assert torch.equal(rbm.b, given)
+    # log Z = log Σ_v Σ_h exp(bᵀv + cᵀh + vᵀWh) (eq. 20.5), term by term in plain Python over 2^8 pairs
+    w, b, c = rbm.W.tolist(), given.tolist(), c0.tolist()
+    terms = [
+        sum(b[i] * v[i] for i in range(n_vis))
+        + sum(c[j] * h[j] for j in range(n_hid))
+        + sum(v[i] * w[i][j] * h[j] for i in range(n_vis) for j in range(n_hid))
+        for v in itertools.product((0, 1), repeat=n_vis)
+        for h in itertools.product((0, 1), repeat=n_hid)
+    ]
+    top = max(terms)
+    exact = top + math.log(sum(math.exp(t - top) for t in terms))
+    assert rbm.log_partition().item() == pytest.approx(exact, abs=1e-12)
+
+
+def test_train_rbm_starts_from_the_given_visible_biases_without_init_visible() -> None:
+    data = _teacher_data(500)
+    marginal = data.mean(0).clamp(1e-3, 1 - 1e-3)
+    log_odds, given = torch.log(marginal / (1 - marginal)), torch.full((6,), 5.0, dtype=F64)
+    assert (log_odds - given).abs().min() > 1  # the two starts are far apart
+    for init_visible, start in ((True, log_odds), (False, given)):
+        rbm = B.RBM(6, 4, b=given, dtype=F64)
+        B.train_rbm(rbm, data, steps=1, lr=0.05, init_visible=init_visible)
+        # one step adds lr·(⟨v⟩ − ⟨v⁽ᵏ⁾⟩) to b (no velocity yet): at most lr per unit
+        assert (rbm.b - start).abs().max().item() <= 0.05, init_visible
 
 
 def _teacher_data(n: int = 5000) -> torch.Tensor:
@@ -211,6 +244,13 @@ def test_training_stops_on_nan() -> None:
         (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(2, 4), k=0), ValueError, "k"),
         (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(0, 4)), ValueError, "v"),
         (lambda: B.RBM(30, 25).log_partition(), ValueError, "at most 20"),
+        (lambda: B.RBM(4, 3, b=torch.zeros(3)), ValueError, "^b must have last dimension 4"),
+        (lambda: B.RBM(4, 3, c=torch.zeros(1, 3)), ValueError, "^c must have 1 dimension"),
+        (lambda: B.RBM(4, 3, b=torch.zeros(4, dtype=torch.int64)), TypeError, "^b must have a floating"),
+        (lambda: B.RBM(4, 3, c=torch.zeros(3, dtype=F64)), TypeError, "^c must have the parameters' dtype"),
+        (lambda: B.RBM(4, 3, c=torch.tensor([0.0, math.nan, 0.0])), ValueError, "^c contains NaN"),
+        (lambda: B.RBM(4, 3, b=[0.0] * 4), TypeError, "^b must be a torch.Tensor"),
+        (lambda: B.train_rbm(B.RBM(4, 3), torch.zeros(5, 4), steps=1, init_visible=1), TypeError, "init_vis"),
         (lambda: B.train_rbm(B.RBM(4, 3), torch.full((5, 4), 0.5), steps=1), ValueError, "binary"),
         (lambda: B.train_rbm(B.RBM(4, 3), torch.zeros(0, 4), steps=1), ValueError, "data"),
         (lambda: T.virtual_criterion(X[:3], X[:3], X[:2]), ValueError, "log_p_g"),
