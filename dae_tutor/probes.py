@@ -315,7 +315,6 @@ class _Probes(nn.Module):
 LBFGS_TOL = 1e-4  # solver="lbfgs" stops at max |∇f| <= this: scikit-learn's default tol for lbfgs
 LBFGS_MEMORY = 30  # curvature pairs kept per layer by solver="lbfgs" (cheap: 2·30 vectors of C·(d+1))
 ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search (Nocedal & Wright eq. 3.4)
-RESOLUTION = 16  # solver="lbfgs" gives up a line search once its predicted gain is below 16 roundings of f
 
 
 def _objective_and_gradient(
@@ -372,7 +371,7 @@ def _fit_lbfgs(
     a new L-BFGS direction taken with α = 1; otherwise α is halved. A layer finishes when
     max |∇f| <= ``tol`` (scikit-learn's test for lbfgs, SciPy's ``gtol``); it stops short of that, with
     a warning, after ``epochs`` passes, or when its line search has halved α until the gain it predicts,
-    −α ∇fᵀd, is below :data:`RESOLUTION` roundings of f (where f cannot tell a better point from a worse).
+    −α ∇fᵀd, is below the rounding of f, ε·f (ε the machine epsilon: f can no longer tell a better point).
     """
     names = probes.names
     theta = [
@@ -386,7 +385,7 @@ def _fit_lbfgs(
             strict=True,
         ),
     )
-    rounding = RESOLUTION * torch.finfo(theta[0].dtype).eps
+    eps = torch.finfo(theta[0].dtype).eps
     pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in names]
     direction = [-g for g in grad]
     step = [min(1.0, 1.0 / max(float(g.abs().sum()), 1e-12)) for g in grad]  # first step: |αd|₁ <= 1
@@ -402,7 +401,7 @@ def _fit_lbfgs(
             slope = float((grad[k] * direction[k]).sum())
             if not (slope < 0 and new_value <= value[k] + ARMIJO * step[k] * slope):
                 step[k] *= 0.5
-                if -step[k] * slope <= rounding * value[k]:  # the gain left to find is below rounding
+                if -step[k] * slope <= eps * value[k]:  # the gain left to find is below rounding
                     if not math.isfinite(new_value):
                         where = f", L-BFGS line search of {names[k]!r}"
                         raise DivergenceError(passes[k], new_value, epochs, "fit_probes", where)
@@ -554,7 +553,7 @@ def fit_probes(
     optimum: for l2 > 0, f is μ-strongly convex (but along the one direction that adds the same
     constant to every bias, where it is flat and ∇f is 0), so f − f* <= ‖∇f‖²/(2μ) (Boyd &
     Vandenberghe, *Convex Optimization*, eq. 9.9). A layer that stops short of ``tol`` (pass limit, or
-    float32 rounding) is named in a ``RuntimeWarning``. ``batch_size``, ``lr``, ``patience`` and
+    rounding) is named in a ``RuntimeWarning``. ``batch_size``, ``lr``, ``patience`` and
     ``seed`` are then unused, and ``epochs`` bounds the passes (objective evaluations) per layer.
 
     Args:
