@@ -369,7 +369,7 @@ def _fit_lbfgs(
     Each round evaluates every unfinished layer once at its trial point (one pass over its training
     features): a trial that satisfies Armijo's condition f(θ + αd) <= f(θ) + c α ∇fᵀd is accepted and
     a new L-BFGS direction taken with α = 1; otherwise α is halved. A layer finishes when
-    max |∇f| <= ``tol`` (scikit-learn's test for lbfgs, SciPy's ``gtol``); it stops short of that, with
+    max ``|∇f|`` <= ``tol`` (scikit-learn's test for lbfgs, SciPy's ``gtol``); it stops short of that, with
     a warning, after ``epochs`` passes, or when its line search has halved α until the gain it predicts,
     −α ∇fᵀd, is below the rounding of f, ε·f (ε the machine epsilon: f can no longer tell a better point).
     """
@@ -548,7 +548,7 @@ def fit_probes(
 
     ``solver="lbfgs"`` instead runs full-batch L-BFGS on each layer's objective (all layers in
     lockstep, each on its own path, memory :data:`LBFGS_MEMORY`, Armijo backtracking), without
-    early stopping: a layer stops when max |∇f| <= ``tol``, scikit-learn's stopping test for lbfgs
+    early stopping: a layer stops when max ``|∇f|`` <= ``tol``, scikit-learn's stopping test for lbfgs
     (its ``tol``, SciPy's ``gtol``; the default is scikit-learn's). That bounds the gap to the
     optimum: for l2 > 0, f is μ-strongly convex (but along the one direction that adds the same
     constant to every bias, where it is flat and ∇f is 0), so f − f* <= ‖∇f‖²/(2μ) (Boyd &
