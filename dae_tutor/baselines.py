@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from dae_tutor import checks, nets, runtime
-from dae_tutor.train import DivergenceError
+from dae_tutor.errors import DivergenceError
 
 NOISE_PRIORS = ("gaussian", "uniform")
 GENERATOR_LOSSES = ("saturating", "non-saturating")

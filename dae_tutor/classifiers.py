@@ -236,7 +236,7 @@ def fit_classifier(
     Each epoch visits every example once, in an order drawn from ``seed``; the last partial batch is
     dropped. Returns the loss history (one value per step) and ``{step: state_dict}`` copies of the
     weights after ``step`` updates for every step in ``snapshot_steps`` (0 = before training).
-    NaN losses stop training with :class:`dae_tutor.train.DivergenceError`.
+    NaN losses stop training with :class:`dae_tutor.errors.DivergenceError`.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")

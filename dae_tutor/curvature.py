@@ -25,6 +25,7 @@ from torch.func import functional_call, grad, jvp, vmap
 from tqdm.auto import tqdm
 
 from dae_tutor import checks
+from dae_tutor.errors import ConvergenceError, DivergenceError
 
 WHICH = ("LA", "SA")
 HVP_METHODS = ("fwd_rev", "double_backward")
@@ -33,10 +34,6 @@ REDUCTIONS = ("mean", "none")
 MAX_FULL_HESSIAN_DIM = 5_000
 
 Loss = Callable[[torch.Tensor], torch.Tensor]
-
-
-class ConvergenceError(RuntimeError):
-    """Raised by :func:`lanczos` when the k wanted Ritz pairs have not converged in ``max_iter`` matvecs."""
 
 
 def _flat(name: str, value: object) -> torch.Tensor:
@@ -565,9 +562,7 @@ class NegativeCurvature:
         with torch.enable_grad():
             loss = _scalar(closure())
             if not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(
-                    f"the loss is {float(loss.detach())} at step {self.steps - 1}; training stopped"
-                )
+                raise DivergenceError(self.steps - 1, float(loss.detach()), None, "NegativeCurvature")
             grads = torch.autograd.grad(loss, self.params, create_graph=curvature)
             g = torch.cat([t.reshape(-1) for t in grads])
             if curvature:

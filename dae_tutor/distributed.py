@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from dae_tutor import checks, runtime
 from dae_tutor import importance as imp
-from dae_tutor.train import DivergenceError
+from dae_tutor.errors import DivergenceError
 
 MODES = ("relaxed", "exact")
 DATASETS = ("mnist", "svhn")  # the command line's --dataset choices
@@ -635,7 +635,9 @@ def run_distributed(
         final = float(loss_fn(model(x), y).mean())
     params_ok = all(bool(torch.isfinite(p).all()) for p in model.parameters())
     if not (math.isfinite(final) and params_ok):
-        raise FloatingPointError(f"run_distributed: the final parameters are not finite (loss {final})")
+        raise DivergenceError(
+            steps - 1, final, steps, "run_distributed", what="the final loss (or a parameter)"
+        )
     return RunResult(
         steps=steps,
         workers=workers,

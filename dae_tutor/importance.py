@@ -44,7 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dae_tutor import checks
-from dae_tutor.train import DivergenceError
+from dae_tutor.errors import DivergenceError
 
 METHODS = ("fc", "vmap", "loop")
 LOSSES = ("cross_entropy", "mse")
@@ -305,7 +305,7 @@ def importance_minibatch(
 
 def importance_loss(per_example_losses: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """(1/M) Σ_m scale_m · L(x_{i_m}): the reweighted minibatch loss of thesis §7.4.1."""
-    # NaN/inf losses are a training failure, which the training loops report as FloatingPointError.
+    # NaN/inf losses are a training failure, which the training loops report as DivergenceError.
     checks.tensor("per_example_losses", per_example_losses, ndim=1, finite=False)
     checks.tensor("scale", scale, ndim=1)
     if scale.shape != per_example_losses.shape:
@@ -410,7 +410,7 @@ def simulate_issgd(
     they are up to ``refresh_every − 1`` steps stale; ``refresh_every=1`` is the oracle of
     §7.4.1. ``smoothing`` is c relative to the mean norm (c = κ · mean ‖g‖, app. 7.A.5).
     With ``importance=False`` the same loop draws uniform minibatches (plain SGD), still
-    logging the traces. Raises ``FloatingPointError`` as soon as a minibatch loss or a
+    logging the traces. Raises :class:`~dae_tutor.errors.DivergenceError` as soon as a minibatch loss or a
     gradient norm is NaN or infinite.
     """
     check_batch(model, loss_fn, x, y)
@@ -431,10 +431,10 @@ def simulate_issgd(
         refresh, log = importance and step % refresh_every == 0, step % log_every == 0 or step == steps
         if refresh or log:
             norms = per_example_grad_norms(model, loss_fn, x, y, method=method)
-            if not bool(torch.isfinite(norms).all()):
-                raise FloatingPointError(
-                    f"simulate_issgd: per-example gradient norms are not finite at step {step}; "
-                    "training stopped (try a smaller learning rate)"
+            bad = norms[~torch.isfinite(norms)]
+            if len(bad):
+                raise DivergenceError(
+                    step, float(bad[0]), steps, "simulate_issgd", what="a per-example gradient norm"
                 )
         if refresh:
             old = norms

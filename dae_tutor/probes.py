@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dae_tutor import checks, runtime
-from dae_tutor.train import DivergenceError
+from dae_tutor.errors import DivergenceError
 
 Reducer = Callable[[torch.Tensor], torch.Tensor]
 Split = tuple[Mapping[str, torch.Tensor], torch.Tensor]

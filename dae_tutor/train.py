@@ -2,7 +2,7 @@
 
 * :func:`train_loop` minimises any scalar loss with Adam, SGD or L-BFGS: seeded
   callers, device-agnostic, a ``tqdm.auto`` progress bar (off by default), and a
-  :class:`DivergenceError` (a ``FloatingPointError``) naming the step as soon as
+  :class:`~dae_tutor.errors.DivergenceError` (a ``FloatingPointError``) naming the step as soon as
   the loss is NaN or infinite.
 * :func:`fit_dae` trains a DAE r on the squared-error denoising loss
   (thesis eq. 3.2)
@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dae_tutor import checks, runtime
+from dae_tutor.errors import DivergenceError
 from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
@@ -37,17 +38,6 @@ DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2, "lbfgs": 1.0}
 # pre-drawing a chunk of steps at once removes per-step generator overhead.
 CHUNK_ELEMENTS = 1 << 17
 LBFGS_MAX_LINE_SEARCH = 25
-
-
-class DivergenceError(FloatingPointError):
-    """Raised by :func:`train_loop` when the loss becomes NaN or infinite; ``step`` is the 0-based step."""
-
-    def __init__(self, step: int, loss: float, steps: int, desc: str, where: str = "") -> None:
-        self.step, self.loss = step, loss
-        super().__init__(
-            f"{desc}: the loss is {loss} at step {step} (of {steps}{where}); training stopped. "
-            "Try a smaller learning rate, or check the data and the loss for NaN/inf."
-        )
 
 
 # ----------------------------------------------------------------------------- the loop

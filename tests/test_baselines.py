@@ -13,7 +13,7 @@ from scipy import stats
 from dae_tutor import baselines as B
 from dae_tutor import gan_theory as T
 from dae_tutor import runtime
-from dae_tutor.train import DivergenceError
+from dae_tutor.errors import DivergenceError
 
 F64 = torch.float64
 

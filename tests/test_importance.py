@@ -9,6 +9,7 @@ from torch import nn
 
 from dae_tutor import importance as imp
 from dae_tutor import runtime
+from dae_tutor.errors import DivergenceError
 
 
 def _mlp(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Module:
@@ -232,7 +233,7 @@ def test_simulation_with_importance_trains_and_orders_the_traces():
 def test_simulation_stops_on_divergence():
     model = _mlp(dtype=torch.float32)
     x, y = _data(50, (6,))
-    with pytest.raises(FloatingPointError, match="training stopped"):
+    with pytest.raises(DivergenceError, match="training stopped"):
         imp.simulate_issgd(
             model, imp.cross_entropy, x.float(), y, steps=50, lr=1e30, generator=runtime.generator(0)
         )

@@ -15,8 +15,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dae_tutor.errors import DivergenceError
 from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
-from dae_tutor.train import DivergenceError, dae_loss, fit_dae, fit_dae_ensemble, train_loop
+from dae_tutor.train import dae_loss, fit_dae, fit_dae_ensemble, train_loop
 
 F64 = torch.float64
 
