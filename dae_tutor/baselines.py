@@ -219,6 +219,7 @@ def train_gan(
     opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=betas)
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=betas)
     history: dict[str, list[float]] = {"value": [], "generator_loss": []}
+    # Not train.train_loop: two players with two optimisers, k D steps for each G step.
     for step in tqdm(range(steps), desc="GAN (Algorithm 1)", disable=not progress, leave=False):
         for _ in range(k):
             x, z = sample_data(batch_size, gen), gan.noise(batch_size, gen)
@@ -457,6 +458,7 @@ def train_rbm(
     velocity = {name: torch.zeros_like(p) for name, p in params.items()}
     chain = data[torch.randint(len(data), (batch_size,), generator=gen, device=data.device)]
     history: list[float] = []
+    # Not train.train_loop: CD-k is a gradient estimate, not the gradient of a loss it could minimise.
     for step in tqdm(range(steps), desc="RBM (PCD)" if persistent else "RBM (CD)", disable=not progress):
         batch = data[torch.randint(len(data), (batch_size,), generator=gen, device=data.device)]
         grads, end = rbm.contrastive_divergence(batch, k, gen, chain=chain if persistent else None)

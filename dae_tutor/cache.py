@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 ENV_VAR = "DAE_TUTOR_CACHE"
-CODE_VERSION = "1"  # bump when a change to the package invalidates trained models
+CODE_VERSION = "2"  # bump when a change to the package invalidates trained models
 
 
 def directory() -> Path:

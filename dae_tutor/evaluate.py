@@ -6,7 +6,8 @@ gets the mixture's log-density (GAN paper §5; GSN paper §4; thesis §5.5)::
     log p̂(x) = logsumexp_i(−‖x − s_i‖² / 2σ²) − log N − (d/2) log(2πσ²)
 
 σ is chosen on a validation split from a grid (:data:`PAPERS_SIGMA_GRID` for MNIST in the
-papers' code), and the score is the mean over test points ± its standard error.
+papers' code), and the score is the mean over test points ± its standard error: the whole
+protocol is :func:`parzen_score`.
 Everything is computed in float64 and in the log domain, in chunks of ``batch_size`` test points:
 the memory budget is ``batch_size × N`` squared distances at once (by default at most
 :data:`DEFAULT_MAX_ELEMENTS`, 128 MiB).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -160,3 +162,26 @@ def select_parzen_sigma(
     curve = [parzen_log_likelihood(samples, valid, s, batch_size=batch_size).mean().item() for s in sigmas]
     best = max(range(len(curve)), key=curve.__getitem__)
     return float(sigmas[best]), curve
+
+
+def parzen_score(
+    samples: torch.Tensor,
+    valid: torch.Tensor,
+    test: torch.Tensor,
+    sigmas: Sequence[float] = PAPERS_SIGMA_GRID,
+    *,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """The papers' Parzen protocol: σ by validation, then the test mean ± standard error.
+
+    The GAN paper's §5 (code: ``parzen_ll.py``): fit an isotropic Gaussian Parzen window on
+    ``samples``, pick σ from ``sigmas`` (default :data:`PAPERS_SIGMA_GRID`) by the mean
+    log-likelihood of ``valid`` (:func:`select_parzen_sigma`), and report the mean log-likelihood
+    of ``test`` with its standard error (:func:`mean_and_stderr`).
+
+    Returns:
+        ``dict(mean=..., se=..., sigma=..., curve=...)``: ``curve`` is the validation mean for each σ.
+    """
+    sigma, curve = select_parzen_sigma(samples, valid, sigmas, batch_size=batch_size)
+    mean, se = mean_and_stderr(parzen_log_likelihood(samples, test, sigma, batch_size=batch_size))
+    return {"mean": mean, "se": se, "sigma": sigma, "curve": curve}

@@ -427,6 +427,8 @@ def simulate_issgd(
     weights = torch.ones(x.shape[0], device=x.device)
     old = weights
     max_scale = 1.0
+    # Not train.train_loop: each step draws from weights refreshed between steps, and the history
+    # logs the state before a step (the weights then in use), which a loss-only loop does not see.
     for step in tqdm(range(steps + 1), desc="ISSGD" if importance else "SGD", disable=not progress):
         refresh, log = importance and step % refresh_every == 0, step % log_every == 0 or step == steps
         if refresh or log:

@@ -66,7 +66,24 @@ def _dtype(dtype: torch.dtype | None) -> torch.dtype:
     return dtype
 
 
-class AutoEncoder(nn.Module):
+class TrainedAtSigma:
+    """Mixin of the DAE reconstruction functions: ``sigma``, the corruption std σ they were trained at.
+
+    :func:`~dae_tutor.train.fit_dae` sets it; :func:`~dae_tutor.score.dae_score` reads it, so the σ of
+    (r(x) − x)/σ² (thesis eq. 3.5) travels with the model. It is saved in the ``state_dict`` (as
+    torch's extra state), so a model loaded from the cache knows its σ. ``None``: not recorded.
+    """
+
+    sigma: float | None = None
+
+    def get_extra_state(self) -> dict[str, float | None]:
+        return {"sigma": self.sigma}
+
+    def set_extra_state(self, state: dict[str, float | None]) -> None:
+        self.sigma = state["sigma"]
+
+
+class AutoEncoder(TrainedAtSigma, nn.Module):
     """One-hidden-layer auto-encoder r(x) = c + V tanh(b + W x) (thesis §3.3.4, Fig. 3.5).
 
     Args:
@@ -171,7 +188,7 @@ class MLP(nn.Sequential):
         self.activation = activation
 
 
-class DeepAutoEncoder(MLP):
+class DeepAutoEncoder(TrainedAtSigma, MLP):
     """A deeper reconstruction function r: R^d → R^d, an :class:`MLP` d → hidden... → d.
 
     The 10-d manifold DAE of Fig. 3.6 uses ``DeepAutoEncoder(10, (512, 512))``

@@ -55,15 +55,28 @@ def _call_same_shape(name: str, fn: Fn, x: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ score and Hessian
-def dae_score(r: Fn, x: torch.Tensor, sigma: float) -> torch.Tensor:
+def _sigma_of(r: Fn, sigma: float | None) -> float:
+    """``sigma`` if given, else the σ the model ``r`` records (:class:`~dae_tutor.nets.TrainedAtSigma`)."""
+    if sigma is None:
+        sigma = getattr(r, "sigma", None)
+        if sigma is None:
+            raise ValueError(
+                "sigma is None and r records no training sigma (train.fit_dae records it on the model "
+                "it returns); pass sigma="
+            )
+    return checks.positive_float("sigma", sigma)
+
+
+def dae_score(r: Fn, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     r"""The DAE estimate of the score, :math:`(r(x) - x)/\sigma^2` (thesis eqs. 3.5 and 3.10).
 
     For the optimal DAE it is exactly :math:`\nabla\log p_\sigma(x)` (Tweedie's formula, Efron 2011) and it
-    tends to :math:`\nabla\log p(x)` as :math:`\sigma\to0`. ``x`` is ``(..., d)``.
+    tends to :math:`\nabla\log p(x)` as :math:`\sigma\to0`. ``x`` is ``(..., d)``. ``sigma``: default
+    ``r.sigma``, the σ :func:`~dae_tutor.train.fit_dae` trained ``r`` at.
     """
     r = _callable("r", r)
     x = checks.tensor("x", x)
-    sigma = checks.positive_float("sigma", sigma)
+    sigma = _sigma_of(r, sigma)
     return (_call_same_shape("r", r, x) - x) / sigma**2
 
 
@@ -87,14 +100,15 @@ def reconstruction_jacobian(r: Fn, x: torch.Tensor, *, chunk_size: int | None = 
 
 
 def log_density_hessian(
-    r: Fn, x: torch.Tensor, sigma: float, *, chunk_size: int | None = None
+    r: Fn, x: torch.Tensor, sigma: float | None = None, *, chunk_size: int | None = None
 ) -> torch.Tensor:
     r"""The DAE estimate of the Hessian of :math:`\log p`: :math:`(\partial r/\partial x - I)/\sigma^2`.
 
     Thesis eq. 3.9 and §3.3.8. For the optimal DAE it is exactly :math:`\nabla^2\log p_\sigma`
-    (differentiate Tweedie's formula). ``x`` is ``(n, d)``; the result is ``(n, d, d)``.
+    (differentiate Tweedie's formula). ``x`` is ``(n, d)``; the result is ``(n, d, d)``. ``sigma``:
+    default ``r.sigma``, as in :func:`dae_score`.
     """
-    sigma = checks.positive_float("sigma", sigma)
+    sigma = _sigma_of(_callable("r", r), sigma)
     jac = reconstruction_jacobian(r, x, chunk_size=chunk_size)
     eye = torch.eye(jac.shape[-1], dtype=jac.dtype, device=jac.device)
     return (jac - eye) / sigma**2

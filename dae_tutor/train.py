@@ -1,6 +1,6 @@
 """The one training loop, and denoising auto-encoders fitted with it.
 
-* :func:`train_loop` minimises any scalar loss with Adam, SGD or L-BFGS: seeded
+* :func:`train_loop` minimises any scalar loss with Adam, SGD, RMSProp or L-BFGS: seeded
   callers, device-agnostic, a ``tqdm.auto`` progress bar (off by default), and a
   :class:`~dae_tutor.errors.DivergenceError` (a ``FloatingPointError``) naming the step as soon as
   the loss is NaN or infinite.
@@ -32,8 +32,8 @@ from dae_tutor import checks, runtime
 from dae_tutor.errors import DivergenceError
 from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
 
-OPTIMIZERS = ("adam", "sgd", "lbfgs")
-DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2, "lbfgs": 1.0}
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "lbfgs")
+DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2, "rmsprop": 1e-3, "lbfgs": 1.0}
 # How many random numbers (indices and noise) are drawn per call to the generator:
 # pre-drawing a chunk of steps at once removes per-step generator overhead.
 CHUNK_ELEMENTS = 1 << 17
@@ -116,6 +116,7 @@ def train_loop(
     desc: str = "training",
     optimizer_options: Mapping[str, Any] | None = None,
     check_every: int | None = None,
+    callback: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Minimise ``loss_fn()`` over ``params`` for ``steps`` steps and return the loss history.
 
@@ -126,13 +127,16 @@ def train_loop(
         params: the tensors to train (or an ``nn.Module``); training runs on whatever device they live.
         steps: optimiser steps; for L-BFGS one step is one iteration with a strong-Wolfe line search
             (up to 25 extra evaluations).
-        optimizer: ``"adam"``, ``"sgd"`` or ``"lbfgs"`` (full batch, ``line_search_fn="strong_wolfe"``).
-        lr: learning rate; default 1e-3 (Adam), 1e-2 (SGD), 1.0 (L-BFGS's initial step).
+        optimizer: ``"adam"``, ``"sgd"``, ``"rmsprop"`` (torch's defaults: α = 0.99, ε = 1e-8, as
+            thesis §11.2.1 trains) or ``"lbfgs"`` (full batch, ``line_search_fn="strong_wolfe"``).
+        lr: learning rate; default 1e-3 (Adam, RMSProp), 1e-2 (SGD), 1.0 (L-BFGS's initial step).
         progress: show a ``tqdm.auto`` progress bar.
         desc: label of the bar and of error messages.
         optimizer_options: extra keyword arguments of the torch optimiser (betas, momentum, history_size).
         check_every: look at the loss every this many steps (default 1 on CPU, 50 on GPU, where
             reading it forces a synchronisation). The error names the first bad step either way.
+        callback: called as ``callback(step)`` after step ``step``'s update (the parameters have
+            then taken ``step + 1`` steps): save checkpoints, log a statistic.
 
     Returns:
         ``history[k]``: the loss at step k, evaluated before step k's update.
@@ -155,6 +159,8 @@ def train_loop(
     if check_every is None:
         check_every = 1 if params[0].device.type == "cpu" else 50
     check_every = checks.positive_int("check_every", check_every)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
 
     if optimizer == "adam":
         # The fused kernel (one call per tensor, not ~10) is 2-3x faster for small models.
@@ -162,6 +168,8 @@ def train_loop(
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, **options)
     elif optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, **options)
+    elif optimizer == "rmsprop":
+        opt = torch.optim.RMSprop(params, lr=lr, **options)
     else:
         options.setdefault("history_size", 100)
         opt = torch.optim.LBFGS(
@@ -206,6 +214,8 @@ def train_loop(
             else:
                 loss.backward()
                 opt.step()
+            if callback is not None:
+                callback(step)
             bar.update(1)
     return history
 
@@ -384,7 +394,8 @@ def fit_dae(
         return_history: also return the per-step training loss.
 
     Returns:
-        the trained r (an ``nn.Module`` mapping (..., d) to (..., d)), and its loss history if asked.
+        the trained r (an ``nn.Module`` mapping (..., d) to (..., d)), with ``r.sigma = sigma``
+        recorded (:class:`~dae_tutor.nets.TrainedAtSigma`), and its loss history if asked.
 
     Example (Fig. 3.5): ``fit_dae(spiral, 0.01, hidden=1000, steps=1000, optimizer="lbfgs",
     n_noise=10_000)`` on a float64 tensor of 10 000 spiral points.
@@ -438,6 +449,7 @@ def fit_dae(
     history = train_loop(
         loss_fn, model, steps=steps, optimizer=optimizer, lr=lr, progress=progress, desc=f"DAE σ={sigma:g}"
     )
+    model.sigma = sigma
     return (model, history) if return_history else model
 
 
@@ -517,7 +529,8 @@ def fit_dae_ensemble(
         return_history: also return each member's per-step loss.
 
     Returns:
-        the M trained auto-encoders (and their loss histories if asked), in the order of ``sigmas``.
+        the M trained auto-encoders, each with its ``sigma`` recorded (and their loss histories if
+        asked), in the order of ``sigmas``.
     """
     samples = _check_samples(samples)
     if isinstance(sigmas, torch.Tensor):
@@ -611,6 +624,7 @@ def fit_dae_ensemble(
         for m, member in enumerate(members):
             for n in names:
                 getattr(member, n).copy_(stacked[n][m])
+            member.sigma = sigmas[m]
     if not return_history:
         return members
     return members, torch.stack(member_losses).T.tolist()

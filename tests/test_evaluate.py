@@ -164,3 +164,26 @@ def test_mode_coverage_counts_modes_and_good_samples() -> None:
     covered, good = E.mode_coverage(samples, centres, radius=1.0)
     assert covered == 2 and good == pytest.approx(0.99)
     assert E.mode_coverage(samples, centres, radius=1.0, min_share=0.5)[0] == 1
+
+
+def test_parzen_score_is_the_papers_protocol_computed_by_numpy() -> None:
+    """σ* = argmax of the validation mean over the grid, then the test mean and std/√M (ddof 0), as
+    parzen_ll.py does it with direct differences; the default grid is the papers'."""
+    gen = torch.Generator().manual_seed(5)
+    samples, valid, test = (torch.rand(n, 3, generator=gen, dtype=torch.float64) for n in (60, 40, 50))
+
+    def reference(points: np.ndarray, sigma: float) -> np.ndarray:
+        s = samples.numpy()
+        sq = ((points[:, None, :] - s[None, :, :]) ** 2).sum(-1)
+        return logsumexp(-sq / (2 * sigma**2), axis=1) - np.log(len(s)) - 1.5 * np.log(2 * np.pi * sigma**2)
+
+    curve = [reference(valid.numpy(), s).mean() for s in E.PAPERS_SIGMA_GRID]
+    best = E.PAPERS_SIGMA_GRID[int(np.argmax(curve))]
+    lls = reference(test.numpy(), best)
+    got = E.parzen_score(samples, valid, test)
+    assert got["sigma"] == best
+    np.testing.assert_allclose(got["curve"], curve, rtol=1e-12)
+    np.testing.assert_allclose(got["mean"], lls.mean(), rtol=1e-12)
+    np.testing.assert_allclose(got["se"], lls.std() / np.sqrt(len(lls)), rtol=1e-10)
+    narrow = E.parzen_score(samples, valid, test, [0.01, 0.02])  # control: another grid, another σ
+    assert narrow["sigma"] in (0.01, 0.02) and narrow["mean"] < got["mean"]

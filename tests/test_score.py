@@ -381,3 +381,20 @@ def test_non_positive_sigma_rejected_everywhere_hypothesis(sigma: float) -> None
     for call in calls:
         with pytest.raises(ValueError, match="sigma"):
             call()
+
+
+def test_dae_score_reads_the_sigma_the_model_was_trained_at() -> None:
+    """dae_score(r, x) uses r.sigma; an explicit sigma overrides it; a plain callable needs one."""
+    from dae_tutor.nets import AutoEncoder
+
+    r = AutoEncoder(2, 4, dtype=torch.float64)
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with pytest.raises(ValueError, match="sigma"):
+        S.dae_score(r, x)  # nothing recorded yet
+    r.sigma = 0.1
+    with torch.no_grad():
+        assert torch.equal(S.dae_score(r, x), (r(x) - x) / 0.1**2)
+        assert torch.allclose(S.dae_score(r, x, 0.2), S.dae_score(r, x) / 4, rtol=1e-12)
+    assert torch.allclose(S.log_density_hessian(r, x), S.log_density_hessian(r, x, 0.1), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="sigma"):
+        S.log_density_hessian(lambda z: z, x)
