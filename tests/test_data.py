@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import http.server
 import re
 import socket
@@ -470,7 +471,7 @@ def test_svhn_without_any_source_says_how_to_get_the_files():
 
 
 def test_svhn_missing_extra_file_is_reported(svhn_dir):
-    (Path(data._data_dir()) / "extra_32x32.mat").unlink()
+    (Path(os.environ["DAE_TUTOR_DATA"]) / "extra_32x32.mat").unlink()  # the folder svhn_dir made
     with pytest.raises(FileNotFoundError, match=r"extra_32x32\.mat"):
         data.svhn("train", extra=True)
 
