@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import http.server
+import os
 import re
 import socket
 import struct
