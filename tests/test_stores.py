@@ -58,7 +58,7 @@ def test_a_redis_store_that_vanishes_raises_store_error(redis_server):
     store = stores.connect(redis_server.url, timeout=1.0)
     store.set("k", b"v")
     redis_server.stop()
-    with pytest.raises(stores.StoreError, match="Redis store .* gave no answer"):
+    with pytest.raises(stores.StoreError, match=r"Redis store .* gave no answer"):
         store.get("k")
     with pytest.raises(stores.StoreError, match="Redis"):
         store.set("k", b"w")
