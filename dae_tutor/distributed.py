@@ -80,7 +80,9 @@ def read_shard(store: Store, shard: int) -> tuple[int, int, np.ndarray] | None:
     Returns (master step of the parameters it used, the worker's rank, the ω̃_n of the shard's
     examples as float32): the staleness header of §7.4.3 and one float per example (§7.2).
     """
-    blob = store.get(_shard_key(shard))
+    if not isinstance(store, Store):
+        raise TypeError(f"store must be a dae_tutor.stores.Store, got {type(store).__name__}")
+    blob = store.get(_shard_key(checks.positive_int("shard", shard, minimum=0)))
     if blob is None:
         return None
     made, rank, _ = _WEIGHTS_HEADER.unpack_from(blob)

@@ -198,6 +198,13 @@ def test_bad_run_arguments_raise():
         dist.worker_main(
             2, 2, "tcp://127.0.0.1:1", "p/", model, "cross_entropy", x, y, dist.shard_bounds(50, 4)
         )
+    with pytest.raises(TypeError, match="store"):
+        dist.read_shard("tcp://127.0.0.1:1", 0)
+    store = stores.connect("tcp", server=True, timeout=5.0)
+    with pytest.raises(ValueError, match="shard"):
+        dist.read_shard(store, -1)
+    assert dist.read_shard(store, 0) is None  # nothing written yet
+    store.close()
 
 
 def test_shards_cover_every_example_once():
