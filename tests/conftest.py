@@ -6,6 +6,7 @@ kernels keep their inline plotting backend: checked cells that also draw must re
 
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -73,3 +74,11 @@ def redis_server():
 
     with stores.RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def tcp_url() -> str:
+    """``tcp://127.0.0.1:PORT`` on a port that was free a moment ago (for a store the test can also join)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"

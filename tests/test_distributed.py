@@ -9,7 +9,6 @@ import itertools
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,12 +41,6 @@ def _check_trained(res: dist.RunResult) -> None:
     assert sum(res.updates_per_rank.values()) > 0  # the workers' weights reached the master
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(condition: Callable[[], bool], what: str) -> None:
     """Poll ``condition`` until it holds; the deadline only turns a hang into a failure."""
     deadline = time.monotonic() + HANG_GUARD_S
@@ -77,9 +70,9 @@ def _hold_until_every_shard_is_written(url: str, run_name: str, n_shards: int) -
     return hold
 
 
-def test_two_workers_with_the_embedded_store():
+def test_two_workers_with_the_embedded_store(tcp_url):
     model, x, y = _problem()
-    url, n_shards = f"tcp://127.0.0.1:{_free_port()}", dist.default_shards(600, 2)
+    url, n_shards = tcp_url, dist.default_shards(600, 2)
     hold = _hold_until_every_shard_is_written(url, "two", n_shards)
     res = dist.run_distributed(model, x, y, workers=2, store=url, run_name="two", steps=300, callback=hold)
     _check_trained(res)
@@ -123,7 +116,7 @@ def _has_exited(pid: int) -> bool:
         return True
 
 
-def test_a_worker_killed_by_sigkill_is_restarted_and_rejoins():
+def test_a_worker_killed_by_sigkill_is_restarted_and_rejoins(tcp_url):
     """Kill worker 0 at step 50; the check of step 55 restarts it; it delivers weights again.
 
     Deterministic: the callback waits until the killed process has exited (so the liveness check at
@@ -131,7 +124,7 @@ def test_a_worker_killed_by_sigkill_is_restarted_and_rejoins():
     computed from parameters newer than any the dead one had used (so the master's next read takes it).
     """
     model, x, y = _problem()
-    url, run_name, n_shards = f"tcp://127.0.0.1:{_free_port()}", "kill", dist.default_shards(600, 2)
+    url, run_name, n_shards = tcp_url, "kill", dist.default_shards(600, 2)
     dead: dict = {}
 
     def newest_of_rank_0(probe: stores.Store) -> int:
@@ -213,11 +206,10 @@ def test_shards_cover_every_example_once():
     assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
 
 
-def test_a_worker_started_elsewhere_joins_by_address_and_run_name():
+def test_a_worker_started_elsewhere_joins_by_address_and_run_name(tcp_url):
     """What a worker on another machine does: only the store URL and the run name are shared."""
     model, x, y = _problem()
-    url = f"tcp://127.0.0.1:{_free_port()}"
-    n_shards = dist.default_shards(len(y), 2)
+    url, n_shards = tcp_url, dist.default_shards(len(y), 2)
     remote = mp.get_context("fork").Process(
         target=dist.worker_main,
         args=(1, 2, url, "issgd/remote-test/", copy.deepcopy(model), "cross_entropy", x, y,

@@ -1,6 +1,5 @@
 """dae_tutor.stores: the TCP store (always) and the Redis store (when redis-server is installed)."""
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -10,12 +9,6 @@ import pytest
 from dae_tutor import stores
 
 pytestmark = pytest.mark.usefixtures("no_leftover_processes")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _round_trip(server: stores.Store, url: str) -> None:
@@ -40,9 +33,9 @@ def test_the_tcp_store_is_served_by_one_process_and_joined_by_others():
     server.close()
 
 
-def test_an_unreachable_tcp_store_raises_store_error():
+def test_an_unreachable_tcp_store_raises_store_error(tcp_url):
     with pytest.raises(stores.StoreError, match="cannot reach the TCP store"):
-        stores.connect(f"tcp://127.0.0.1:{_free_port()}", timeout=1.0)
+        stores.connect(tcp_url, timeout=1.0)
 
 
 def test_the_redis_store_round_trips_and_clears(redis_server):
