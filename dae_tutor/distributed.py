@@ -13,12 +13,11 @@ parameters ("stale"), which leaves the gradient estimate unbiased and only costs
 * ``mode="exact"``: after every push the master waits until every shard has been
   recomputed with the parameters it just pushed (the dotted barriers of Fig. 7.1).
 
-Stores (:func:`connect`): ``"tcp"`` is an embedded ``torch.distributed.TCPStore`` served by
-the master (no install); ``"tcp://HOST:PORT"`` serves it on that address; ``"redis://HOST:PORT"``
-talks to a running Redis server (the thesis's choice) with a small built-in client.
-Workers on other machines only need the address: start them with :func:`worker_main` and
-the same store URL (see the chapter). Every store call has a timeout: an unreachable store
-raises :class:`StoreError`, never hangs.
+The store is any of :mod:`dae_tutor.stores` (``"tcp"``, ``"tcp://HOST:PORT"``,
+``"redis://HOST:PORT"``). Workers on other machines only need the address: start them with
+:func:`worker_main` or ``python -m dae_tutor.distributed --worker RANK`` and the same store
+URL (see the chapter). Every store call has a timeout: an unreachable store raises
+:class:`~dae_tutor.stores.StoreError`, never hangs.
 
 Faults: a worker that dies (even by SIGKILL) leaves its last weights in the store, which are
 only staler; the master notices at its next liveness check and restarts it (``restart=True``);
@@ -29,18 +28,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import itertools
 import math
 import os
-import shutil
-import socket
 import struct
-import subprocess
 import sys
 import time
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -53,205 +47,13 @@ from tqdm.auto import tqdm
 from dae_tutor import checks, runtime
 from dae_tutor import importance as imp
 from dae_tutor.errors import DivergenceError
+from dae_tutor.stores import DEFAULT_TIMEOUT_S, Store, StoreError, connect, parse_store_url
 
 MODES = ("relaxed", "exact")
 DATASETS = ("mnist", "svhn")  # the command line's --dataset choices
-DEFAULT_TIMEOUT_S = 10.0
 POLL_S = 0.005  # how often a waiting process looks at the store again
 _PARAMS_HEADER = struct.Struct("<qd")  # master step of the push, wall time of the push
 _WEIGHTS_HEADER = struct.Struct("<qqd")  # step of the parameters used, worker rank, wall time
-
-
-class StoreError(RuntimeError):
-    """The key-value store could not be reached, or did not answer within the timeout."""
-
-
-# ----------------------------------------------------------------------------- stores
-
-
-class Store(ABC):
-    """A minimal key-value store of bytes: :meth:`set`, :meth:`get` (``None`` when absent), :meth:`close`."""
-
-    @abstractmethod
-    def set(self, key: str, value: bytes) -> None:
-        """Store ``value`` under ``key`` (raises :class:`StoreError` on a timeout)."""
-
-    @abstractmethod
-    def get(self, key: str) -> bytes | None:
-        """The bytes under ``key``, or ``None`` when it is absent."""
-
-    # close and clear do nothing by default: a TCP store lives and dies with the master process.
-    def close(self) -> None:  # noqa: B027
-        """Release the connection (the keys of a Redis store stay until :meth:`clear`)."""
-
-    def clear(self, keys: Sequence[str]) -> None:  # noqa: B027
-        """Forget ``keys`` (best effort, at the end of a run)."""
-
-
-class TCPStore(Store):
-    """``torch.distributed.TCPStore``: served by the master process (``server=True``), joined by workers."""
-
-    def __init__(self, host: str, port: int, *, server: bool, timeout: float, prefix: str) -> None:
-        self.host, self.prefix = host, prefix
-        try:
-            self._store = torch.distributed.TCPStore(
-                host, port, None, server, datetime.timedelta(seconds=timeout), wait_for_workers=False
-            )
-        except (RuntimeError, OSError) as error:
-            raise StoreError(
-                f"cannot {'serve' if server else 'reach'} the TCP store at {host}:{port} within {timeout} s: "
-                f"{str(error).splitlines()[0]}"
-            ) from None
-        self.port = self._store.port
-        self.url = f"tcp://{host}:{self.port}"
-
-    def _call(self, what: str, fn: Callable[[], object]) -> object:
-        try:
-            return fn()
-        except (RuntimeError, OSError) as error:
-            raise StoreError(
-                f"the TCP store at {self.url} failed on {what}: {str(error).splitlines()[0]}"
-            ) from None
-
-    def set(self, key: str, value: bytes) -> None:
-        self._call("set", lambda: self._store.set(self.prefix + key, value))
-
-    def get(self, key: str) -> bytes | None:
-        full = self.prefix + key
-        if not self._call("check", lambda: self._store.check([full])):
-            return None
-        return self._call("get", lambda: self._store.get(full))
-
-
-class RedisStore(Store):
-    """A Redis server spoken to in RESP (SET/GET/DEL/PING) over one socket with a timeout."""
-
-    def __init__(self, host: str, port: int, *, timeout: float, prefix: str) -> None:
-        self.host, self.port, self.prefix, self.timeout = host, port, prefix, timeout
-        self.url = f"redis://{host}:{port}"
-        try:
-            self._sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as error:
-            raise StoreError(
-                f"cannot reach the Redis store at {self.url} within {timeout} s: {error}"
-            ) from None
-        self._file = self._sock.makefile("rb")
-        if self._call(b"PING") != b"PONG":
-            raise StoreError(f"{self.url} did not answer PING like a Redis server")
-
-    def _read(self) -> object:
-        line = self._file.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("connection closed")
-        kind, body = line[:1], line[1:-2]
-        if kind == b"+":
-            return body
-        if kind == b"-":
-            raise StoreError(f"Redis at {self.url} answered an error: {body.decode(errors='replace')}")
-        if kind == b":":
-            return int(body)
-        if kind == b"$":
-            n = int(body)
-            if n < 0:
-                return None
-            data = self._file.read(n + 2)
-            if len(data) != n + 2:
-                raise ConnectionError("connection closed")
-            return data[:-2]
-        if kind == b"*":
-            return [self._read() for _ in range(int(body))]
-        raise StoreError(f"Redis at {self.url} sent an unexpected reply {line[:40]!r}")
-
-    def _call(self, *args: bytes) -> object:
-        request = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-        try:
-            self._sock.sendall(request)
-            return self._read()
-        except (OSError, ConnectionError) as error:
-            raise StoreError(
-                f"the Redis store at {self.url} gave no answer within {self.timeout} s ({error}); is it up?"
-            ) from None
-
-    def set(self, key: str, value: bytes) -> None:
-        self._call(b"SET", (self.prefix + key).encode(), value)
-
-    def get(self, key: str) -> bytes | None:
-        return self._call(b"GET", (self.prefix + key).encode())
-
-    def clear(self, keys: Sequence[str]) -> None:
-        if keys:
-            self._call(b"DEL", *[(self.prefix + k).encode() for k in keys])
-
-    def close(self) -> None:
-        self._file.close()
-        self._sock.close()
-
-
-def parse_store_url(url: str) -> tuple[str, str, int]:
-    """``"tcp"`` → embedded TCP store on 127.0.0.1 (a free port); ``"tcp://H:P"``; ``"redis://H:P"``."""
-    if not isinstance(url, str):
-        raise TypeError(f"store must be a string URL, got {type(url).__name__}")
-    if url == "tcp":
-        return "tcp", "127.0.0.1", 0
-    scheme, sep, rest = url.partition("://")
-    host, colon, port = rest.rpartition(":")
-    if not sep or scheme not in ("tcp", "redis") or not colon or not host or not port.isdigit():
-        raise ValueError(f"store must be 'tcp', 'tcp://HOST:PORT' or 'redis://HOST:PORT', got {url!r}")
-    return scheme, host, int(port)
-
-
-def connect(url: str, *, server: bool = False, timeout: float = DEFAULT_TIMEOUT_S, prefix: str = "") -> Store:
-    """Open the store at ``url`` (see :func:`parse_store_url`); ``server=True`` serves a TCP store."""
-    kind, host, port = parse_store_url(url)
-    timeout = checks.positive_float("timeout", timeout)
-    if kind == "tcp":
-        return TCPStore(host, port, server=server, timeout=timeout, prefix=prefix)
-    return RedisStore(host, port, timeout=timeout, prefix=prefix)
-
-
-class RedisServer:
-    """A throw-away ``redis-server`` on 127.0.0.1 (no persistence), for tests and demos.
-
-    Use as a context manager; :attr:`url` is its ``redis://`` address. :meth:`stop` ends it.
-    """
-
-    def __init__(self, port: int | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise FileNotFoundError("redis-server is not on PATH (Debian: apt-get install redis-server)")
-        if port is None:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-        self.port = checks.positive_int("port", port)
-        self.url = f"redis://127.0.0.1:{self.port}"
-        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                connect(self.url, timeout=1.0).close()
-                break
-            except StoreError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise StoreError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> RedisServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # ----------------------------------------------------------------------------- wire format
@@ -270,6 +72,21 @@ def _unpack_params(blob: bytes) -> tuple[int, float, torch.Tensor]:
 
 def _shard_key(shard: int) -> str:
     return f"w/{shard}"
+
+
+def read_shard(store: Store, shard: int) -> tuple[int, int, np.ndarray] | None:
+    """What a worker last wrote for ``shard`` (``None`` before any did).
+
+    Returns (master step of the parameters it used, the worker's rank, the ω̃_n of the shard's
+    examples as float32): the staleness header of §7.4.3 and one float per example (§7.2).
+    """
+    if not isinstance(store, Store):
+        raise TypeError(f"store must be a dae_tutor.stores.Store, got {type(store).__name__}")
+    blob = store.get(_shard_key(checks.positive_int("shard", shard, minimum=0)))
+    if blob is None:
+        return None
+    made, rank, _ = _WEIGHTS_HEADER.unpack_from(blob)
+    return made, rank, np.frombuffer(blob, dtype=np.float32, offset=_WEIGHTS_HEADER.size)
 
 
 def default_shards(n: int, workers: int) -> int:
@@ -461,7 +278,8 @@ def run_distributed(
         smoothing: κ; the master samples with ω̃_n + κ · mean(ω̃) (app. 7.A.5). Examples with no
             weight yet use the mean of the known ones, so every weight is positive.
         n_shards: how many pieces the workers write (default 4 per worker, at most 256 examples each).
-        timeout: seconds any store operation, barrier or shutdown may take before :class:`StoreError`.
+        timeout: seconds any store operation, barrier or shutdown may take before
+            :class:`~dae_tutor.stores.StoreError`.
         restart: start a dead worker again at the next liveness check (every ``read_every`` steps).
         callback: called as ``callback(step, info)`` at every logged step, ``info`` holding ``loss``
             (running minibatch loss), ``age_median``, ``fresh`` and ``pids`` (the local workers' ids).
@@ -522,12 +340,11 @@ def run_distributed(
 
     def read() -> None:
         for shard, (a, b) in enumerate(bounds):
-            blob = db.get(_shard_key(shard))
-            if blob is None:
+            written = read_shard(db, shard)
+            if written is None:
                 continue
-            made, rank, _ = _WEIGHTS_HEADER.unpack_from(blob)
+            made, rank, values = written
             if made > int(made_at[a]):
-                values = np.frombuffer(blob, dtype=np.float32, offset=_WEIGHTS_HEADER.size)
                 norms[a:b] = torch.from_numpy(values.copy())
                 made_at[a:b] = made
                 updates[rank] = updates.get(rank, 0) + 1
@@ -664,7 +481,7 @@ def run_distributed(
 
 
 def main(argv: list[str] | None = None) -> RunResult | None:
-    """``python -m dae_tutor.importance --workers N --store tcp|redis://HOST:PORT ...`` on MNIST or SVHN.
+    """``python -m dae_tutor.distributed --workers N --store tcp|redis://HOST:PORT ...`` on MNIST or SVHN.
 
     ``--dataset svhn`` trains on permutation-invariant SVHN (:func:`dae_tutor.data.svhn`, the
     thesis's task); the model's input width is the data's (784 or 3072). With ``--worker RANK``
@@ -674,7 +491,7 @@ def main(argv: list[str] | None = None) -> RunResult | None:
     from dae_tutor import data, nets
 
     parser = argparse.ArgumentParser(
-        prog="python -m dae_tutor.importance", description=__doc__.split("\n")[0]
+        prog="python -m dae_tutor.distributed", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes in all (default 2)")
     parser.add_argument(
@@ -728,3 +545,7 @@ def main(argv: list[str] | None = None) -> RunResult | None:
         f"shard updates received per worker rank {dict(sorted(res.updates_per_rank.items()))}"
     )
     return res
+
+
+if __name__ == "__main__":
+    main()

@@ -471,9 +471,3 @@ def simulate_issgd(
             batch_loss.backward()
         opt.step()
     return hist
-
-
-if __name__ == "__main__":  # python -m dae_tutor.importance --workers N --store tcp|redis://HOST:PORT
-    from dae_tutor.distributed import main
-
-    main()

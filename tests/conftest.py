@@ -5,6 +5,10 @@ kernels keep their inline plotting backend: checked cells that also draw must re
 """
 
 import os
+import shutil
+import socket
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,3 +38,47 @@ def svhn_mat():
         return x, y
 
     return write
+
+
+def _children() -> set[int]:
+    """Live (non-zombie) processes whose parent is this test process, read from /proc."""
+    me, found = os.getpid(), set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def no_leftover_processes():
+    """Fail the test if it leaves child processes (workers, servers) running; 5 s grace to exit."""
+    before = _children()
+    yield
+    deadline = time.monotonic() + 5
+    while _children() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _children() - before == set(), "the test left child processes behind"
+
+
+@pytest.fixture
+def redis_server():
+    """A throw-away ``redis-server`` (:class:`dae_tutor.stores.RedisServer`); skips when none is installed."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    from dae_tutor import stores  # imports torch: only the tests that start a server pay for it
+
+    with stores.RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def tcp_url() -> str:
+    """``tcp://127.0.0.1:PORT`` on a port that was free a moment ago (for a store the test can also join)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"

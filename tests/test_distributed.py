@@ -1,13 +1,18 @@
-"""dae_tutor.distributed: real master/worker ISSGD runs over TCPStore and Redis, faults, timeouts."""
+"""dae_tutor.distributed: real master/worker ISSGD runs over TCPStore and Redis, faults, the command line.
+
+No test bounds the wall-clock time: a test that needs the workers to have done something waits for it
+to show in the store (``_wait_for``, whose timeout only guards against a hang).
+"""
 
 import copy
 import itertools
 import math
 import os
-import shutil
 import signal
-import socket
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,31 +21,10 @@ import torch.multiprocessing as mp
 
 from dae_tutor import distributed as dist
 from dae_tutor import importance as imp
-from dae_tutor import nets, runtime
+from dae_tutor import nets, runtime, stores
 
-
-def _children() -> set[int]:
-    """Live (non-zombie) processes whose parent is this test process, read from /proc."""
-    me, found = os.getpid(), set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == me and fields[0] != "Z":
-                found.add(int(entry.name))
-    return found
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_processes():
-    before = _children()
-    yield
-    deadline = time.monotonic() + 5
-    while _children() - before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _children() - before == set(), "the test left child processes behind"
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")
+HANG_GUARD_S = 120.0
 
 
 def _problem(n: int = 600):
@@ -57,9 +41,40 @@ def _check_trained(res: dist.RunResult) -> None:
     assert sum(res.updates_per_rank.values()) > 0  # the workers' weights reached the master
 
 
-def test_two_workers_with_the_embedded_store():
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds; the deadline only turns a hang into a failure."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what} after {HANG_GUARD_S} s")
+        time.sleep(0.01)
+
+
+def _written(probe: stores.Store, n_shards: int) -> list[tuple[int, int]]:
+    """(step of the parameters used, rank) of every shard the workers have written so far."""
+    return [w[:2] for s in range(n_shards) if (w := dist.read_shard(probe, s)) is not None]
+
+
+def _hold_until_every_shard_is_written(url: str, run_name: str, n_shards: int) -> Callable[[int, dict], None]:
+    """A callback that holds the master at its first logged step until the workers wrote every shard.
+
+    The master's next read then sees every weight: what follows no longer depends on scheduling.
+    """
+
+    def hold(step: int, info: dict) -> None:
+        if step == 0:
+            probe = stores.connect(url, timeout=10.0, prefix=f"issgd/{run_name}/")
+            _wait_for(lambda: len(_written(probe, n_shards)) == n_shards, "every shard's weights")
+            probe.close()
+
+    return hold
+
+
+def test_two_workers_with_the_embedded_store(tcp_url):
     model, x, y = _problem()
-    res = dist.run_distributed(model, x, y, workers=2, steps=300, lr=0.05, progress=False)
+    url, n_shards = tcp_url, dist.default_shards(600, 2)
+    hold = _hold_until_every_shard_is_written(url, "two", n_shards)
+    res = dist.run_distributed(model, x, y, workers=2, store=url, run_name="two", steps=300, callback=hold)
     _check_trained(res)
     assert set(res.updates_per_rank) == {0, 1}
     assert res.log_fresh[-1] == 1.0 and res.restarts == []
@@ -93,68 +108,73 @@ def test_relaxed_weights_give_an_unbiased_gradient():
     torch.testing.assert_close(expect, g.mean(0), rtol=1e-10, atol=1e-12)
 
 
-def test_a_worker_killed_by_sigkill_is_restarted_and_training_finishes():
-    model, x, y = _problem()
-    killed = []
+def _has_exited(pid: int) -> bool:
+    """The process is gone or a zombie (dead, not yet joined by its parent), from /proc."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
-    def kill_one(step, info):
-        if step == 50 and not killed:
-            os.kill(info["pids"][0], signal.SIGKILL)
-            killed.append(info["pids"][0])
+
+def test_a_worker_killed_by_sigkill_is_restarted_and_rejoins(tcp_url):
+    """Kill worker 0 at step 50; the check of step 55 restarts it; it delivers weights again.
+
+    Deterministic: the callback waits until the killed process has exited (so the liveness check at
+    step 55 sees it dead), and at step 100 until the store holds a shard that the new worker 0
+    computed from parameters newer than any the dead one had used (so the master's next read takes it).
+    """
+    model, x, y = _problem()
+    url, run_name, n_shards = tcp_url, "kill", dist.default_shards(600, 2)
+    dead: dict = {}
+
+    def newest_of_rank_0(probe: stores.Store) -> int:
+        return max((made for made, rank in _written(probe, n_shards) if rank == 0), default=-1)
+
+    def kill_then_wait_for_the_rejoin(step: int, info: dict) -> None:
+        if step == 50:
+            dead["pid"] = info["pids"][0]
+            os.kill(dead["pid"], signal.SIGKILL)
+            _wait_for(lambda: _has_exited(dead["pid"]), "the killed worker to exit")
+            dead["probe"] = stores.connect(url, timeout=10.0, prefix=f"issgd/{run_name}/")
+            dead["newest"] = newest_of_rank_0(dead["probe"])
+        elif step == 100:
+            assert info["pids"][0] not in (None, dead["pid"])  # a new worker 0
+            _wait_for(lambda: newest_of_rank_0(dead["probe"]) > dead["newest"], "the new worker 0's weights")
+            dead["probe"].close()
 
     res = dist.run_distributed(
-        model, x, y, workers=2, steps=1000, log_every=50, read_every=5, callback=kill_one, progress=False
-    )
+        model, x, y, workers=2, store=url, run_name=run_name, steps=300, log_every=50, read_every=5,
+        callback=kill_then_wait_for_the_rejoin,
+    )  # fmt: skip
     _check_trained(res)
-    assert killed and [(rank, code) for _, rank, code in res.restarts] == [(0, -signal.SIGKILL)]
-    restarted_at = res.restarts[0][0]
-    assert res.last_update_step[0] > restarted_at  # the restarted worker rejoined and sent weights
+    assert res.restarts == [(55, 0, -signal.SIGKILL)]
+    assert res.last_update_step[0] > 55  # the restarted worker rejoined and its weights were read
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
-def test_two_workers_with_redis_and_a_vanishing_store():
+def test_two_workers_with_redis(redis_server):
     model, x, y = _problem()
-    with dist.RedisServer() as server:
-        res = dist.run_distributed(model, x, y, workers=2, store=server.url, steps=300, progress=False)
-        _check_trained(res)
-        store = dist.connect(server.url, timeout=1.0)
-        store.set("k", b"\x00v")
-        assert store.get("k") == b"\x00v" and store.get("absent") is None
-        store.clear(["k"])
-        server.stop()
-        with pytest.raises(dist.StoreError, match="Redis"):
-            store.get("k")
-        store.close()
+    hold = _hold_until_every_shard_is_written(redis_server.url, "redis", dist.default_shards(600, 2))
+    res = dist.run_distributed(
+        model, x, y, workers=2, store=redis_server.url, run_name="redis", steps=300, callback=hold
+    )
+    _check_trained(res)
+    assert set(res.updates_per_rank) == {0, 1} and res.store == redis_server.url
 
-    # the store vanishes in the middle of a run: a clear error, workers gone, no hang
+
+def test_a_redis_store_that_vanishes_mid_run_raises_and_stops_the_workers(redis_server):
+    """A clear StoreError, and no worker left behind (the module's process check), never a hang."""
     model, x, y = _problem()
-    with dist.RedisServer() as server:
 
-        def stop_store(step, info):
-            if step == 50:
-                server.stop()
+    def stop_store(step, info):
+        if step == 50:
+            redis_server.stop()
 
-        start = time.monotonic()
-        with pytest.raises(dist.StoreError, match="Redis"):
-            dist.run_distributed(
-                model, x, y, workers=2, store=server.url, steps=10_000, log_every=50, timeout=2.0,
-                callback=stop_store, progress=False,
-            )  # fmt: skip
-        assert time.monotonic() - start < 30
-
-
-def test_unreachable_store_times_out_with_a_clear_error():
-    start = time.monotonic()
-    with pytest.raises(dist.StoreError, match="cannot reach"):
-        dist.connect("redis://127.0.0.1:9", timeout=1.0)
-    assert time.monotonic() - start < 10
-
-
-@pytest.mark.parametrize("url", ["udp://1.2.3.4:5", "tcp://host", "redis://:80", "tcp://h:x", "memory"])
-def test_unknown_store_urls_raise(url):
-    with pytest.raises(ValueError, match="store must be"):
-        dist.parse_store_url(url)
+    with pytest.raises(stores.StoreError, match="Redis"):
+        dist.run_distributed(
+            model, x, y, workers=2, store=redis_server.url, steps=10_000, log_every=50, timeout=2.0,
+            callback=stop_store,
+        )  # fmt: skip
 
 
 def test_bad_run_arguments_raise():
@@ -171,6 +191,13 @@ def test_bad_run_arguments_raise():
         dist.worker_main(
             2, 2, "tcp://127.0.0.1:1", "p/", model, "cross_entropy", x, y, dist.shard_bounds(50, 4)
         )
+    with pytest.raises(TypeError, match="store"):
+        dist.read_shard("tcp://127.0.0.1:1", 0)
+    store = stores.connect("tcp", server=True, timeout=5.0)
+    with pytest.raises(ValueError, match="shard"):
+        dist.read_shard(store, -1)
+    assert dist.read_shard(store, 0) is None  # nothing written yet
+    store.close()
 
 
 def test_shards_cover_every_example_once():
@@ -179,39 +206,34 @@ def test_shards_cover_every_example_once():
     assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_a_worker_started_elsewhere_joins_by_address_and_run_name():
+def test_a_worker_started_elsewhere_joins_by_address_and_run_name(tcp_url):
     """What a worker on another machine does: only the store URL and the run name are shared."""
     model, x, y = _problem()
-    url = f"tcp://127.0.0.1:{_free_port()}"
-    bounds = dist.shard_bounds(len(y), dist.default_shards(len(y), 2))
+    url, n_shards = tcp_url, dist.default_shards(len(y), 2)
     remote = mp.get_context("fork").Process(
         target=dist.worker_main,
-        args=(1, 2, url, "issgd/remote-test/", copy.deepcopy(model), "cross_entropy", x, y, bounds),
-    )
+        args=(1, 2, url, "issgd/remote-test/", copy.deepcopy(model), "cross_entropy", x, y,
+              dist.shard_bounds(len(y), n_shards)),
+    )  # fmt: skip
     remote.start()
     try:
         res = dist.run_distributed(
-            model,
-            x,
-            y,
-            workers=2,
-            local_workers=1,
-            store=url,
-            run_name="remote-test",
-            steps=400,
-            progress=False,
-        )
+            model, x, y, workers=2, local_workers=1, store=url, run_name="remote-test", steps=400,
+            callback=_hold_until_every_shard_is_written(url, "remote-test", n_shards),
+        )  # fmt: skip
     finally:
-        remote.join(15)
+        remote.join(HANG_GUARD_S)
     assert remote.exitcode == 0  # it saw the master's stop key and left
     _check_trained(res)
     assert set(res.updates_per_rank) == {0, 1}
+
+
+def test_the_command_line_is_python_m_dae_tutor_distributed():
+    out = subprocess.run(
+        [sys.executable, "-m", "dae_tutor.distributed", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: python -m dae_tutor.distributed") and "--store" in out.stdout
 
 
 def test_command_line_prints_progress(capsys):

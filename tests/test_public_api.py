@@ -8,9 +8,11 @@ a silent NaN. A second test checks that every valid call returns finite values.
 
 Skipped, with the reason:
 
-* ``distributed``: ``TCPStore``, ``RedisStore``, ``RedisServer``, ``Store``, ``connect``, ``worker_main``,
-  ``run_distributed``, ``main`` open sockets, start servers or worker processes (``test_distributed.py``
-  covers their argument checks); ``parse_store_url``, ``default_shards`` and ``shard_bounds`` are fuzzed.
+* ``stores``: ``TCPStore``, ``RedisStore``, ``RedisServer``, ``Store``, ``connect`` open sockets or start a
+  server (``test_stores.py`` covers them); ``parse_store_url`` is fuzzed.
+* ``distributed``: ``worker_main``, ``run_distributed``, ``main``, ``read_shard`` start worker processes or
+  read a store (``test_distributed.py`` covers their argument checks); ``default_shards`` and
+  ``shard_bounds`` are fuzzed.
 * ``cache``: ``directory``, ``write_bytes_atomic``, ``save``, ``load``, ``cached``, ``cached_module``,
   ``own_randomness`` touch the file system or the global generators; their arguments are paths, bytes
   and callables. ``key`` and ``sha256`` are fuzzed.
@@ -64,6 +66,7 @@ from dae_tutor import (
     probes,
     runtime,
     score,
+    stores,
     train,
 )
 
@@ -1648,8 +1651,8 @@ case(
     data=Kind(lambda v: st.sampled_from(["ab", 3, None])),
 )
 case(
-    "distributed.parse_store_url",
-    distributed.parse_store_url,
+    "stores.parse_store_url",
+    stores.parse_store_url,
     lambda: dict(url="tcp://127.0.0.1:29500"),
     expect={"url": "store"},  # run_distributed's argument, which it parses
     finite=False,
