@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 F64 = torch.float64
+#: Up to this dimension distances are direct differences (exact to rounding, and as fast); above it,
+#: the matmul expansion ‖a‖² + ‖b‖² − 2a·b (6× faster at d = 784, off by ≲ 1e-8 ‖a‖ for a ≈ b).
+DIRECT_MAX_DIM = 16
 
 
 def _points(name: str, value: object, *, minimum: int = 1) -> torch.Tensor:
@@ -56,9 +59,14 @@ def _same_width(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> Non
 
 
 # ---------------------------------------------------------------------------------- energy distance
+def _cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    direct = a.shape[1] <= DIRECT_MAX_DIM
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist" if direct else "use_mm_for_euclid_dist")
+
+
 def _cross_sum(a: torch.Tensor, b: torch.Tensor, rows: int) -> float:
     """Σ_ij ‖a_i − b_j‖ over all pairs, ``rows`` rows of ``a`` at a time."""
-    return sum(torch.cdist(a[s : s + rows], b).sum().item() for s in range(0, len(a), rows))
+    return sum(_cdist(a[s : s + rows], b).sum().item() for s in range(0, len(a), rows))
 
 
 def _self_sum(a: torch.Tensor, rows: int) -> float:
@@ -67,8 +75,8 @@ def _self_sum(a: torch.Tensor, rows: int) -> float:
     total = 0.0
     for s in range(0, len(a), rows):
         chunk = a[s : s + rows]
-        total += torch.cdist(chunk, chunk).fill_diagonal_(0.0).sum().item()
-        total += 2 * torch.cdist(chunk, a[s + rows :]).sum().item()
+        total += _cdist(chunk, chunk).fill_diagonal_(0.0).sum().item()
+        total += 2 * _cdist(chunk, a[s + rows :]).sum().item()
     return total
 
 
@@ -86,7 +94,8 @@ def energy_distance(
     √2 × the L² distance of the empirical CDFs). ``unbiased=True`` gives the U-statistic (the
     within-sample means over the n(n − 1) and m(m − 1) pairs i ≠ j): unbiased for D², so it can be
     negative when the laws are equal; it needs n, m ≥ 2.
-    Distances come from ``torch.cdist`` in float64, ``batch_size`` rows at a time (by default at most
+    Distances come from ``torch.cdist`` in float64 (direct differences up to
+    :data:`DIRECT_MAX_DIM` dimensions, the matmul expansion above), ``batch_size`` rows at a time (by default at most
     :data:`dae_tutor.evaluate.DEFAULT_MAX_ELEMENTS` distances, 128 MiB, are held at once), so
     10,000 × 10,000 samples need no more memory than 1,000 × 1,000.
     """
