@@ -61,7 +61,9 @@ def _same_width(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> Non
 # ---------------------------------------------------------------------------------- energy distance
 def _cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     direct = a.shape[1] <= DIRECT_MAX_DIM
-    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist" if direct else "use_mm_for_euclid_dist")
+    return torch.cdist(
+        a, b, compute_mode="donot_use_mm_for_euclid_dist" if direct else "use_mm_for_euclid_dist"
+    )
 
 
 def _cross_sum(a: torch.Tensor, b: torch.Tensor, rows: int) -> float:
@@ -95,9 +97,9 @@ def energy_distance(
     within-sample means over the n(n − 1) and m(m − 1) pairs i ≠ j): unbiased for D², so it can be
     negative when the laws are equal; it needs n, m ≥ 2.
     Distances come from ``torch.cdist`` in float64 (direct differences up to
-    :data:`DIRECT_MAX_DIM` dimensions, the matmul expansion above), ``batch_size`` rows at a time (by default at most
-    :data:`dae_tutor.evaluate.DEFAULT_MAX_ELEMENTS` distances, 128 MiB, are held at once), so
-    10,000 × 10,000 samples need no more memory than 1,000 × 1,000.
+    :data:`DIRECT_MAX_DIM` dimensions, the matmul expansion above), ``batch_size`` rows at a time
+    (by default at most :data:`dae_tutor.evaluate.DEFAULT_MAX_ELEMENTS` distances, 128 MiB, are
+    held at once), so 10,000 × 10,000 samples need no more memory than 1,000 × 1,000.
     """
     unbiased = checks.boolean("unbiased", unbiased)
     minimum = 2 if unbiased else 1
@@ -187,7 +189,9 @@ def _series(series: object) -> torch.Tensor:
         raise ValueError(f"series must have shape (T,) or (T, chains), got shape {tuple(s.shape)}")
     s = s.to(F64) if s.dim() == 2 else s.to(F64)[:, None]
     if s.shape[0] < 2 or s.shape[1] == 0:
-        raise ValueError(f"series must hold at least 2 steps of at least one chain, got shape {tuple(s.shape)}")
+        raise ValueError(
+            f"series must hold at least 2 steps of at least one chain, got shape {tuple(s.shape)}"
+        )
     return s
 
 
@@ -212,7 +216,7 @@ def integrated_autocorrelation_time(series: torch.Tensor, *, c: float = 5.0) -> 
     c = checks.positive_float("c", c)
     if bool((x == x[:1]).all()):
         return math.inf
-    n_steps, n_chains = x.shape
+    n_steps = len(x)
     x = x - x.mean()
     size = 1 << (2 * n_steps - 1).bit_length()
     f = torch.fft.rfft(x, n=size, dim=0)
@@ -241,7 +245,8 @@ def effective_sample_size(series: torch.Tensor, *, c: float = 5.0) -> float:
     variance of the mean of the T · chains values is that of T · chains / τ independent draws.
     Chains that never move give 0.
     """
-    return series.numel() / integrated_autocorrelation_time(series, c=c)
+    tau = integrated_autocorrelation_time(series, c=c)  # first: it checks series
+    return series.numel() / tau
 
 
 def mode_hops(labels: torch.Tensor, n_modes: int) -> tuple[torch.Tensor, torch.Tensor]:
