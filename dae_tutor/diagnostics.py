@@ -4,8 +4,8 @@ A chain judged only from where it ends, after starting on the training points, c
 while it has never left its starting neighbourhood. These diagnostics measure what such a picture
 hides:
 
-* :func:`energy_distance`: a two-sample distance between the samples and draws of the target law
-  (zero if and only if the laws are equal);
+* :func:`energy_distance` and :func:`mmd`: two-sample distances between the samples and draws of
+  the target law (zero if and only if the laws are equal);
 * :func:`curve_positions`, :func:`arc_coverage` and :func:`manifold_coverage`: which parts of a 1-d
   manifold (a curve given as a dense polyline) the samples reach;
 * :func:`integrated_autocorrelation_time` and :func:`effective_sample_size`: how many independent
@@ -22,6 +22,7 @@ All sums are accumulated in float64.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -34,6 +35,7 @@ __all__ = [
     "energy_distance",
     "integrated_autocorrelation_time",
     "manifold_coverage",
+    "mmd",
     "mode_hops",
 ]
 
@@ -58,7 +60,7 @@ def _same_width(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> Non
         )
 
 
-# ---------------------------------------------------------------------------------- energy distance
+# ------------------------------------------------------------------------ two-sample distances
 def _cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     direct = a.shape[1] <= DIRECT_MAX_DIM
     return torch.cdist(
@@ -66,20 +68,37 @@ def _cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _cross_sum(a: torch.Tensor, b: torch.Tensor, rows: int) -> float:
-    """Σ_ij ‖a_i − b_j‖ over all pairs, ``rows`` rows of ``a`` at a time."""
-    return sum(_cdist(a[s : s + rows], b).sum().item() for s in range(0, len(a), rows))
+def _pair_means(
+    x: object, y: object, f: Callable[[torch.Tensor], torch.Tensor], unbiased: bool, batch_size: object
+) -> tuple[float, float, float]:
+    """Checked x, y; then the means of f(‖x_i − y_j‖), f(‖x_i − x_j‖), f(‖y_i − y_j‖) over their pairs.
 
+    Within a sample, the V-statistic (``unbiased=False``) averages all pairs, i = j included (at an
+    exact distance 0), the U-statistic only i ≠ j. Chunks of ``batch_size`` rows; the symmetric
+    within-sample sums take each block row's diagonal block and twice the blocks to its right.
+    """
+    unbiased = checks.boolean("unbiased", unbiased)
+    minimum = 2 if unbiased else 1
+    x, y = _points("x", x, minimum=minimum), _points("y", y, minimum=minimum)
+    _same_width(("x", "y"), x, y)
+    if batch_size is None:
+        batch_size = max(1, evaluate.DEFAULT_MAX_ELEMENTS // max(len(x), len(y)))
+    rows = checks.positive_int("batch_size", batch_size)
+    x, y = x.to(dtype=F64), y.to(device=x.device, dtype=F64)
+    cross = sum(f(_cdist(x[s : s + rows], y)).sum().item() for s in range(0, len(x), rows))
 
-def _self_sum(a: torch.Tensor, rows: int) -> float:
-    """Σ_ij ‖a_i − a_j‖ over all pairs (i = j gives exactly 0): each block row, its diagonal
-    block and twice the blocks to its right (the matrix is symmetric)."""
-    total = 0.0
-    for s in range(0, len(a), rows):
-        chunk = a[s : s + rows]
-        total += _cdist(chunk, chunk).fill_diagonal_(0.0).sum().item()
-        total += 2 * _cdist(chunk, a[s + rows :]).sum().item()
-    return total
+    def within(a: torch.Tensor) -> float:
+        total = 0.0
+        for s in range(0, len(a), rows):
+            chunk = a[s : s + rows]
+            total += f(_cdist(chunk, chunk).fill_diagonal_(0.0)).sum().item()
+            total += 2 * f(_cdist(chunk, a[s + rows :])).sum().item()
+        n = len(a)
+        if not unbiased:
+            return total / (n * n)
+        return (total - n * f(torch.zeros((), dtype=F64)).item()) / (n * (n - 1))
+
+    return cross / (len(x) * len(y)), within(x), within(y)
 
 
 def energy_distance(
@@ -101,18 +120,29 @@ def energy_distance(
     (by default at most :data:`dae_tutor.evaluate.DEFAULT_MAX_ELEMENTS` distances, 128 MiB, are
     held at once), so 10,000 × 10,000 samples need no more memory than 1,000 × 1,000.
     """
-    unbiased = checks.boolean("unbiased", unbiased)
-    minimum = 2 if unbiased else 1
-    x, y = _points("x", x, minimum=minimum), _points("y", y, minimum=minimum)
-    _same_width(("x", "y"), x, y)
-    if batch_size is None:
-        batch_size = max(1, evaluate.DEFAULT_MAX_ELEMENTS // max(len(x), len(y)))
-    rows = checks.positive_int("batch_size", batch_size)
-    x, y = x.to(dtype=F64), y.to(device=x.device, dtype=F64)
-    n, m = len(x), len(y)
-    within_x = _self_sum(x, rows) / (n * (n - 1) if unbiased else n * n)
-    within_y = _self_sum(y, rows) / (m * (m - 1) if unbiased else m * m)
-    return 2 * _cross_sum(x, y, rows) / (n * m) - within_x - within_y
+    cross, xx, yy = _pair_means(x, y, lambda d: d, unbiased, batch_size)
+    return 2 * cross - xx - yy
+
+
+def mmd(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bandwidth: float,
+    *,
+    unbiased: bool = False,
+    batch_size: int | None = None,
+) -> float:
+    """Squared maximum mean discrepancy of ``x`` ``[n, d]`` and ``y`` ``[m, d]``, Gaussian kernel.
+
+    MMD² = E k(X, X′) + E k(Y, Y′) − 2 E k(X, Y) with k(a, b) = exp(−‖a − b‖² / 2h²), h =
+    ``bandwidth``; zero if and only if the laws are equal (Gretton et al. 2012, *A kernel
+    two-sample test*, JMLR 13, §2). V-statistic by default (≥ 0, biased upwards by
+    (1 − E k(X, X′))/n + (1 − E k(Y, Y′))/m), U-statistic with ``unbiased=True`` (their MMD²_u);
+    computed like :func:`energy_distance`.
+    """
+    h = checks.positive_float("bandwidth", bandwidth)
+    cross, xx, yy = _pair_means(x, y, lambda d: torch.exp(-0.5 * (d / h) ** 2), unbiased, batch_size)
+    return xx + yy - 2 * cross
 
 
 # --------------------------------------------------------------------------------- curve coverage

@@ -8,6 +8,7 @@ P(|t_19| > 4) = 8e-4). Every generator is seeded, so each test is deterministic.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -94,46 +95,97 @@ def gaussian_energy(mu1: float, s1: float, mu2: float, s2: float) -> float:
     return 2 * cross - 2 * s1 / math.sqrt(math.pi) - 2 * s2 / math.sqrt(math.pi)
 
 
+def gaussian_mmd(mu1: float, s1: float, mu2: float, s2: float, d: int, h: float = 1.0) -> tuple[float, ...]:
+    """MMD² of N(μ1 1, s1² I) and N(μ2 1, s2² I) in d dimensions, Gaussian kernel of width h, and
+    E k(X, X′), E k(Y, Y′): E k(X, Y) = (h²/(h² + s1² + s2²))^{d/2} exp(−d(μ1 − μ2)²/2(h² + s1² + s2²))."""
+    kxy = (h**2 / (h**2 + s1**2 + s2**2)) ** (d / 2) * math.exp(
+        -d * (mu1 - mu2) ** 2 / (2 * (h**2 + s1**2 + s2**2))
+    )
+    kxx, kyy = ((h**2 / (h**2 + 2 * s**2)) ** (d / 2) for s in (s1, s2))
+    return kxx + kyy - 2 * kxy, kxx, kyy
+
+
+def energy_and_bias(law: tuple[float, ...], n: int, m: int) -> tuple[float, float]:
+    """1-d D² and the V-statistic's bias E|X − X′|/n + E|Y − Y′|/m = 2 s1/(n√π) + 2 s2/(m√π)."""
+    return gaussian_energy(*law), 2 * law[1] / (n * math.sqrt(math.pi)) + 2 * law[3] / (
+        m * math.sqrt(math.pi)
+    )
+
+
+def mmd_and_bias(law: tuple[float, ...], n: int, m: int) -> tuple[float, float]:
+    """2-d MMD² (h = 1) and the V-statistic's bias (1 − E k(X, X′))/n + (1 − E k(Y, Y′))/m."""
+    value, kxx, kyy = gaussian_mmd(*law, d=2)
+    return value, (1 - kxx) / n + (1 - kyy) / m
+
+
+STATISTICS = {
+    "energy": (D.energy_distance, 1, energy_and_bias),
+    "mmd": (functools.partial(D.mmd, bandwidth=1.0), 2, mmd_and_bias),
+}
+
+
+@pytest.mark.parametrize("statistic", STATISTICS)
 @pytest.mark.parametrize(
     "law",
     [(0.0, 1.0, 0.0, 1.0), (0.0, 1.0, 0.5, 1.0), (0.0, 1.0, 0.0, 2.0), (1.0, 0.5, -1.0, 1.5)],
     ids=["same-law", "shift", "scale", "both"],
 )
-def test_energy_distance_matches_the_gaussian_closed_form(law: tuple[float, float, float, float]) -> None:
-    # R = 20 independent pairs of samples; the U-statistic is unbiased for D², so the mean of the R
-    # values is within K_SE·sd/√R of the closed form. The V-statistic's mean is the closed form plus
-    # its bias E|X − X′|/n + E|Y − Y′|/m = 2 s1/(n√π) + 2 s2/(m√π).
+def test_two_sample_statistics_match_gaussian_closed_forms(law: tuple[float, ...], statistic: str) -> None:
+    # R = 20 independent pairs of samples; the U-statistic is unbiased, so the mean of the R values
+    # is within K_SE·sd/√R of the closed form; the V-statistic's mean is the closed form plus its bias.
+    fn, d, closed = STATISTICS[statistic]
     mu1, s1, mu2, s2 = law
     n, m, R = 500, 400, 20
     u, v = [], []
     for r in range(R):
-        x, y = normal((n, 1), 2 * r, mu1, s1), normal((m, 1), 2 * r + 1, mu2, s2)
-        u.append(D.energy_distance(x, y, unbiased=True))
-        v.append(D.energy_distance(x, y))
-    exact = gaussian_energy(*law)
-    bias = 2 * s1 / (n * math.sqrt(math.pi)) + 2 * s2 / (m * math.sqrt(math.pi))
+        x, y = normal((n, d), 2 * r, mu1, s1), normal((m, d), 2 * r + 1, mu2, s2)
+        u.append(fn(x, y, unbiased=True))
+        v.append(fn(x, y))
+    exact, bias = closed(law, n, m)
     for values, target in ((u, exact), (v, exact + bias)):
         se = np.std(values, ddof=1) / math.sqrt(R)
         assert abs(np.mean(values) - target) < K_SE * se
 
 
-def test_energy_distance_controls_same_law_is_noise_and_a_shift_is_not() -> None:
-    # Same law: the R U-statistics average to 0 within their noise. Shifted by half a standard
-    # deviation (D² = 0.1396): the mean is > 10 standard errors above 0 and every shifted value
+@pytest.mark.parametrize("statistic", STATISTICS)
+def test_two_sample_controls_same_law_is_noise_and_a_shift_is_not(statistic: str) -> None:
+    # Same 2-d law: the R U-statistics average to 0 within their noise. Shifted by half a standard
+    # deviation along one axis: the mean is > 10 standard errors above 0 and every shifted value
     # exceeds every same-law value.
+    fn = STATISTICS[statistic][0]
     R, n = 20, 500
     shift = torch.tensor([0.5, 0.0], dtype=F64)
     same, moved = (
-        [
-            D.energy_distance(normal((n, 2), 2 * r), normal((n, 2), 2 * r + 1) + s, unbiased=True)
-            for r in range(R)
-        ]
+        [fn(normal((n, 2), 2 * r), normal((n, 2), 2 * r + 1) + s, unbiased=True) for r in range(R)]
         for s in (0.0, shift)
     )
     se_same, se_moved = (np.std(s, ddof=1) / math.sqrt(R) for s in (same, moved))
     assert abs(np.mean(same)) < K_SE * se_same
     assert np.mean(moved) > 10 * se_moved
     assert min(moved) > max(same)
+
+
+@pytest.mark.parametrize("d", [3, D.DIRECT_MAX_DIM + 4])
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_mmd_is_brute_force_and_chunking_is_invisible(unbiased: bool, d: int) -> None:
+    x, y = normal((40, d), 0), normal((25, d), 1, mean=0.2, std=1.3)
+    h = 0.5 * math.sqrt(d)
+
+    def mean_k(a: np.ndarray, b: np.ndarray, same: bool) -> float:
+        k = np.exp(-(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)) / (2 * h**2))
+        if same and unbiased:
+            return (k.sum() - len(a)) / (len(a) * (len(a) - 1))
+        return k.mean()
+
+    a, b = x.numpy(), y.numpy()
+    expected = mean_k(a, a, True) + mean_k(b, b, True) - 2 * mean_k(a, b, False)
+    for batch_size in (None, 1, 7):
+        got = D.mmd(x, y, h, unbiased=unbiased, batch_size=batch_size)
+        assert got == pytest.approx(expected, rel=1e-10)
+    # Point masses: MMD² = 2 − 2 exp(−‖a − b‖²/2h²), V- and U-statistic alike.
+    p, q = x[:1].repeat(30, 1), y[:1].repeat(20, 1)
+    exact = 2 - 2 * math.exp(-((x[0] - y[0]).pow(2).sum().item()) / (2 * h**2))
+    assert D.mmd(p, q, h, unbiased=unbiased) == pytest.approx(exact, rel=1e-12)
 
 
 def test_energy_distance_rejects_bad_input() -> None:
@@ -144,6 +196,8 @@ def test_energy_distance_rejects_bad_input() -> None:
         D.energy_distance(x, x[:1], unbiased=True)
     with pytest.raises(TypeError, match="unbiased"):
         D.energy_distance(x, x, unbiased=1)
+    with pytest.raises(ValueError, match="bandwidth must be > 0"):
+        D.mmd(x, x, 0.0)
 
 
 # ---------------------------------------------------------------------------------- curve coverage

@@ -671,6 +671,16 @@ case(
     batch_size=Int(),
 )
 case(
+    "diagnostics.mmd",
+    diagnostics.mmd,
+    lambda: dict(x=x2(6), y=x2(5, seed=1), bandwidth=0.7, unbiased=False, batch_size=2),
+    x=T(*F, "width"),
+    y=T(*F, "width"),
+    bandwidth=POS,
+    unbiased=BOOL,
+    batch_size=Int(),
+)
+case(
     "diagnostics.curve_positions",
     diagnostics.curve_positions,
     lambda: dict(samples=x2(5), curve_points=ARC2),
