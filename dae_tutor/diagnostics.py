@@ -29,6 +29,7 @@ import torch
 from dae_tutor import checks, evaluate
 
 __all__ = [
+    "DIRECT_MAX_DIM",
     "arc_coverage",
     "curve_positions",
     "effective_sample_size",
@@ -289,8 +290,7 @@ def mode_hops(labels: torch.Tensor, n_modes: int) -> tuple[torch.Tensor, torch.T
     ``labels.shape[1:] + (n_modes,)``; the mean over chains is the pooled occupancy, to compare
     with the mixture weights). A chain with 0 hops has never left its first mode.
     """
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+    labels = checks.tensor("labels", labels, floating=False)
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"labels must hold integer mode indices, got dtype {labels.dtype}")
     if labels.dim() not in (1, 2) or len(labels) == 0:
