@@ -57,6 +57,7 @@ from dae_tutor import (
     curvature,
     data,
     densities,
+    diagnostics,
     distributed,
     evaluate,
     gan_theory,
@@ -659,6 +660,66 @@ case(
     valid=T(*F, "width"),
     sigmas=Kind(lambda v: st.sampled_from([[], [0.1, -0.5], [NAN], 0.3, "0.1", [0.1, INF]])),
     batch_size=Int(),
+)
+
+# diagnostics ----------------------------------------------------------------------------------------
+ARC2 = torch.stack([torch.linspace(0, 1, 9, dtype=torch.float64), torch.zeros(9, dtype=torch.float64)], 1)
+case(
+    "diagnostics.energy_distance",
+    diagnostics.energy_distance,
+    lambda: dict(x=x2(6), y=x2(5, seed=1), unbiased=True, batch_size=2),
+    x=T(*F, "width"),
+    y=T(*F, "width"),
+    unbiased=BOOL,
+    batch_size=Int(),
+)
+case(
+    "diagnostics.mmd",
+    diagnostics.mmd,
+    lambda: dict(x=x2(6), y=x2(5, seed=1), bandwidth=0.7, unbiased=False, batch_size=2),
+    x=T(*F, "width"),
+    y=T(*F, "width"),
+    bandwidth=POS,
+    unbiased=BOOL,
+    batch_size=Int(),
+)
+case(
+    "diagnostics.curve_positions",
+    diagnostics.curve_positions,
+    lambda: dict(samples=x2(5), curve_points=ARC2),
+    samples=T(*F, "width"),
+    curve_points=T(*F, "width"),
+)
+case(
+    "diagnostics.arc_coverage",
+    diagnostics.arc_coverage,
+    lambda: dict(positions=torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64), n_bins=4),
+    positions=T(*F, "range"),
+    n_bins=Int(),
+)
+case(
+    "diagnostics.manifold_coverage",
+    diagnostics.manifold_coverage,
+    lambda: dict(samples=x2(5), curve_points=ARC2, n_bins=4, radius=1.0),
+    samples=T(*F, "width"),
+    curve_points=T(*F, "width"),
+    n_bins=Int(),
+    radius=POS,
+)
+for fn in ("integrated_autocorrelation_time", "effective_sample_size"):
+    case(
+        f"diagnostics.{fn}",
+        getattr(diagnostics, fn),
+        lambda: dict(series=x2(64, 1)[:, 0], c=5.0),
+        series=T(*F),
+        c=POS,
+    )
+case(
+    "diagnostics.mode_hops",
+    diagnostics.mode_hops,
+    lambda: dict(labels=torch.tensor([[0, 2], [1, 2], [1, 0]]), n_modes=3),
+    labels=T("type", "float", "range", "empty", out=(-1, 3)),
+    n_modes=Int(),
 )
 
 # gan_theory -----------------------------------------------------------------------------------------
