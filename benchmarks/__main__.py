@@ -1,4 +1,8 @@
-"""``python -m benchmarks NAME [options]``: run ``benchmarks/NAME.py``'s ``main()``."""
+"""``python -m benchmarks NAME [options]``: run ``benchmarks/NAME.py``'s ``main()``.
+
+Torch's CPU threads are set first by :func:`dae_tutor.runtime.set_threads` (``$DAE_TUTOR_THREADS``,
+else half the cores), as in the chapters.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import importlib
 import inspect
 import sys
 from pathlib import Path
+
+from dae_tutor import runtime
 
 
 def available() -> list[str]:
@@ -25,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in names:
         print(f"unknown benchmark {name!r}; choose one of: {', '.join(names)}", file=sys.stderr)
         return 2
+    runtime.set_threads()
     module = importlib.import_module(f"benchmarks.{name}")
     if inspect.signature(module.main).parameters:
         module.main(rest)

@@ -1,9 +1,15 @@
 """Training 16 small DAEs together (``fit_dae_ensemble``) versus one after another (``fit_dae``).
 
 One DAE per noise level σ on a log grid, each 2 → 256 tanh → 2, same steps, Adam, same batch
-size, on 2-D spiral data. Both sides draw the same initialisations, minibatches and noise, so
+size, on 2-D spiral data. Every side draws the same initialisations, minibatches and noise, so
 they train the same 16 models (the table shows the largest parameter difference); the
 ensemble pays the per-step Python and dispatch overhead once instead of 16 times.
+
+A third side is torch's own recipe for an ensemble: ``torch.func.stack_module_state`` +
+``torch.func.vmap`` over ``functional_call`` (autograd for the backward), run inside
+``fit_dae_ensemble`` in place of its hand-written batched forward/backward
+(``train._StackedAutoEncoders``), so everything else (models, data, steps, optimiser) is the same;
+the table shows the largest relative difference of its losses from the ensemble's.
 
     python -m benchmarks ensemble            # or: python benchmarks/ensemble.py
     python -m benchmarks ensemble --steps 500 --device cuda
@@ -14,20 +20,34 @@ The claim is the ratio (sequential time / ensemble time), measured in one run on
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from unittest import mock
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from dae_tutor import runtime
+from dae_tutor import runtime, train
 from dae_tutor.densities import Spiral
+from dae_tutor.nets import AutoEncoder
 from dae_tutor.train import fit_dae, fit_dae_ensemble
+
+
+def vmap_forward(
+    members: Sequence[AutoEncoder], params: dict[str, torch.Tensor], rows: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``train._stacked_forward`` the torch.func way: one member's module, called functionally
+    with each member's slice of the stacked ``params``, vmapped over the members."""
+    base = copy.deepcopy(members[0]).to("meta")  # the structure only; parameters come from params
+    batched = torch.func.vmap(lambda p, x: torch.func.functional_call(base, p, (x,)))
+    return lambda noisy: batched(params, noisy)
 
 
 def _clock(dev: torch.device) -> tuple[float, float]:
@@ -73,29 +93,46 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
         f"{args.members} DAEs 2→{args.hidden}→2 tanh, one per σ on a log grid in [0.01, 0.3], "
         f"{args.steps} Adam steps each, {args.dtype}; best of {repeats} runs"
     )
-    columns = [("batch", 6), ("sequential s", 14), ("ensemble s", 12), ("ratio wall", 12), ("ratio CPU", 11)]
-    header = "".join(f"{name:>{width}}" for name, width in columns) + f"{'max rel diff':>14}"
+    columns = [
+        ("batch", 6),
+        ("sequential s", 14),
+        ("vmap s", 8),
+        ("ensemble s", 12),
+        ("seq/ens wall", 14),
+        ("seq/ens CPU", 13),
+        ("vmap/ens wall", 15),
+        ("vmap/ens CPU", 14),
+        ("params vs seq", 15),
+        ("loss vs vmap", 14),
+    ]
+    header = "".join(f"{name:>{width}}" for name, width in columns)
     print(header)
     print("-" * len(header))
     results = {}
     for batch in args.batch_size:
         kw = {"hidden": args.hidden, "batch_size": batch, "optimizer": "adam", "lr": 1e-3, "progress": False}
+        kw["return_history"] = True
 
-        def ensemble(kw=kw) -> list[torch.nn.Module]:
-            return fit_dae_ensemble(samples, sigmas, steps=args.steps, seeds=seeds, **kw)
+        def ensemble(steps: int = args.steps, kw=kw) -> tuple[list[torch.nn.Module], list[list[float]]]:
+            return fit_dae_ensemble(samples, sigmas, steps=steps, seeds=seeds, **kw)
 
-        def sequential(kw=kw) -> list[torch.nn.Module]:
-            return [fit_dae(samples, s, steps=args.steps, seed=k, **kw) for k, s in enumerate(sigmas)]
+        def vmap(steps: int = args.steps) -> tuple[list[torch.nn.Module], list[list[float]]]:
+            with mock.patch.object(train, "_stacked_forward", vmap_forward):
+                return ensemble(steps)
 
-        # warm up both code paths (first-call costs: kernels, allocator, lazy imports)
-        fit_dae_ensemble(samples, sigmas, steps=5, seeds=seeds, **kw)
-        fit_dae(samples, sigmas[0], steps=5, **kw)
-        times: dict[str, list[tuple[float, float]]] = {"ensemble": [], "sequential": []}
-        models = {}
+        def sequential(steps: int = args.steps, kw=kw) -> tuple[list[torch.nn.Module], list[list[float]]]:
+            fits = [fit_dae(samples, s, steps=steps, seed=k, **kw) for k, s in enumerate(sigmas)]
+            return [m for m, _ in fits], [h for _, h in fits]
+
+        sides = {"sequential": sequential, "vmap": vmap, "ensemble": ensemble}
+        for fn in sides.values():  # warm up every code path (kernels, allocator, lazy imports)
+            fn(5)
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+        out = {}
         for _ in range(repeats):
-            for name, fn in (("ensemble", ensemble), ("sequential", sequential)):
+            for name, fn in sides.items():
                 w0, c0 = _clock(dev)
-                models[name] = fn()
+                out[name] = fn()
                 w1, c1 = _clock(dev)
                 times[name].append((w1 - w0, c1 - c0))
         wall = {k: min(t[0] for t in v) for k, v in times.items()}
@@ -103,20 +140,33 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
         with torch.no_grad():
             diff = max(
                 float((p - q).abs().max() / q.abs().max())
-                for a, b in zip(models["ensemble"], models["sequential"], strict=True)
+                for a, b in zip(out["ensemble"][0], out["sequential"][0], strict=True)
                 for p, q in zip(a.parameters(), b.parameters(), strict=True)
             )
-        ratio_wall = wall["sequential"] / wall["ensemble"]
-        ratio_cpu = cpu["sequential"] / cpu["ensemble"]
+        ens_loss, vmap_loss = (torch.tensor(out[k][1], dtype=torch.float64) for k in ("ensemble", "vmap"))
+        loss_diff = float(((ens_loss - vmap_loss).abs() / vmap_loss.abs()).max())
+        row = {
+            "ratio_wall": wall["sequential"] / wall["ensemble"],
+            "ratio_cpu": cpu["sequential"] / cpu["ensemble"],
+            "vmap_ratio_wall": wall["vmap"] / wall["ensemble"],
+            "vmap_ratio_cpu": cpu["vmap"] / cpu["ensemble"],
+            "max_rel_diff": diff,
+            "vmap_max_rel_loss_diff": loss_diff,
+        }
         print(
-            f"{batch:>6}{wall['sequential']:>14.2f}{wall['ensemble']:>12.2f}{ratio_wall:>11.1f}x"
-            f"{ratio_cpu:>10.1f}x{diff:>14.1e}"
+            f"{batch:>6}{wall['sequential']:>14.2f}{wall['vmap']:>8.2f}{wall['ensemble']:>12.2f}"
+            f"{row['ratio_wall']:>13.1f}x{row['ratio_cpu']:>12.1f}x"
+            f"{row['vmap_ratio_wall']:>14.2f}x{row['vmap_ratio_cpu']:>13.2f}x{diff:>15.1e}{loss_diff:>14.1e}"
         )
-        results[batch] = {"ratio_wall": ratio_wall, "ratio_cpu": ratio_cpu, "max_rel_diff": diff}
-    print("ratio = sequential / ensemble (16 x fit_dae vs one fit_dae_ensemble, same seeds: same models);")
+        results[batch] = row
+    print("seq/ens = sequential / ensemble (16 x fit_dae vs one fit_dae_ensemble, same seeds: same models);")
+    print("vmap/ens = torch.func (stack_module_state + vmap + autograd) / fit_dae_ensemble's own backward;")
+    print("params vs seq: largest relative parameter difference ensemble vs sequential; loss vs vmap:")
+    print("largest relative difference of the per-step losses, ensemble vs vmap;")
     print("wall = elapsed time, CPU = this process's CPU time (steadier on a shared machine)")
     return results
 
 
 if __name__ == "__main__":
+    runtime.set_threads()  # as python -m benchmarks does
     main()

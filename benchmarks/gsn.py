@@ -173,4 +173,5 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    runtime.set_threads()  # as python -m benchmarks does
     main()

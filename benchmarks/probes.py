@@ -188,4 +188,5 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
+    runtime.set_threads()  # as python -m benchmarks does
     main()

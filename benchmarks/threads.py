@@ -1,11 +1,11 @@
 """CPU threads for the book's small models: one thread versus torch's default, idle and busy machine.
 
 Trains a 2 -> 256 -> 256 -> 2 tanh MLP with Adam (batch 256) for a fixed number of steps, with
-``torch.set_num_threads(1)`` (what ``dae_tutor`` sets on a 2-core machine) and with torch's default
-(one thread per core), first with the other cores idle, then with one core kept busy by another
-process (as when a notebook runs beside a browser or a second kernel). Each configuration is timed
-``--repeats`` times; the table shows the median and the spread (max / min), and the ratio of the
-default's median to one thread's.
+``torch.set_num_threads(1)`` (what ``runtime.set_threads()`` sets on a 2-core machine) and with
+torch's default (one thread per core), first with the other cores idle, then with one core kept
+busy by another process (as when a notebook runs beside a browser or a second kernel). Each
+configuration is timed ``--repeats`` times; the table shows the median and the spread (max / min),
+and the ratio of the default's median to one thread's.
 
     python -m benchmarks threads            # or: python benchmarks/threads.py
 

@@ -1,7 +1,9 @@
 """dae_tutor: the helper package of *What Denoising Auto-Encoders Learn*.
 
-Importing it touches no network and sets torch's CPU threads to a sensible
-default (see :func:`dae_tutor.runtime.default_threads`).
+Importing it touches no network and changes no process state: call
+:func:`dae_tutor.runtime.set_threads` to give torch a sensible number of CPU threads
+(:func:`dae_tutor.runtime.default_threads`), as the chapters' first cells do. Every module
+is an attribute of the package (``dae_tutor.train``), imported on first use.
 
 Conventions shared by every module:
 
@@ -20,10 +22,49 @@ Conventions shared by every module:
   so its other functions take only that form) and ``"mean"`` in ``curvature`` (torch's default).
 """
 
-from dae_tutor import checks, profiles, runtime
+import importlib
+
 from dae_tutor.runtime import device
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "checks", "device", "profiles", "runtime"]
+# the version, runtime.device, and every module of the package (each imported on first access)
+__all__ = [
+    "__version__",
+    "baselines",
+    "cache",
+    "chains",
+    "checks",
+    "classifiers",
+    "corruption",
+    "curvature",
+    "data",
+    "densities",
+    "device",
+    "diagnostics",
+    "distributed",
+    "errors",
+    "evaluate",
+    "gan_theory",
+    "importance",
+    "nets",
+    "plots",
+    "probes",
+    "profiles",
+    "report",
+    "runtime",
+    "score",
+    "stores",
+    "train",
+    "widgets",
+]
 
-runtime.set_threads()
+
+def __getattr__(name: str) -> object:
+    """``dae_tutor.NAME`` for a module NAME of ``__all__`` not yet imported: import it (PEP 562)."""
+    if name in __all__:
+        return importlib.import_module(f"dae_tutor.{name}")
+    raise AttributeError(f"module 'dae_tutor' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

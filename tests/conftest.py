@@ -1,7 +1,8 @@
 """Test-wide settings (the quick profile, one CPU thread, no downloads) and shared fixtures.
 
-Set at import, before nbval starts any kernel, so the chapters' kernels inherit them. The
-kernels keep their inline plotting backend: checked cells that also draw must reproduce their figure.
+Set at import, before nbval starts any kernel, so the chapters' kernels inherit them (their first
+cells call ``runtime.set_threads()``, which reads ``DAE_TUTOR_THREADS``). The kernels keep their
+inline plotting backend: checked cells that also draw must reproduce their figure.
 """
 
 import os
@@ -14,8 +15,11 @@ import numpy as np
 import pytest
 import scipy.io
 
+from dae_tutor import runtime
+
 os.environ["DAE_TUTOR_PROFILE"] = "quick"
 os.environ.setdefault("DAE_TUTOR_THREADS", "1")
+runtime.set_threads()  # importing dae_tutor leaves torch's threads alone
 # Tests never download: MNIST comes from DAE_TUTOR_DATA or the bundled subset, SVHN from
 # DAE_TUTOR_DATA (tests write small synthetic .mat files there).
 os.environ.setdefault("DAE_TUTOR_MNIST_MIRRORS", "")

@@ -1,4 +1,5 @@
-"""Importing dae_tutor touches no network, sets torch's threads, and the package has no import cycle."""
+"""Importing dae_tutor touches no network, leaves torch's threads alone, exposes every module, and the
+package has no import cycle."""
 
 import ast
 import subprocess
@@ -35,13 +36,27 @@ def test_import_makes_no_network_call():
     assert "imported" in result.stdout
 
 
-def test_import_sets_threads_from_environment():
+def test_import_leaves_torch_threads_alone():
+    # DAE_TUTOR_THREADS=1 and torch at 2 threads: an import that called set_threads() would show 1.
     result = run_python(
-        "import os; os.environ['DAE_TUTOR_THREADS'] = '1'; import dae_tutor, torch; "
-        "print(torch.get_num_threads())"
+        """
+        import os
+        import torch
+
+        os.environ["DAE_TUTOR_THREADS"] = "1"
+        torch.set_num_threads(2)
+        import dae_tutor
+
+        after_import = torch.get_num_threads()
+        for name in dae_tutor.__all__:
+            getattr(dae_tutor, name)  # importing every module changes nothing either
+        after_modules = torch.get_num_threads()
+        dae_tutor.runtime.set_threads(1)  # control: the explicit call does change it
+        print(after_import, after_modules, torch.get_num_threads())
+        """
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "1"
+    assert result.stdout.split() == ["2", "2", "1"]
 
 
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
@@ -119,3 +134,29 @@ def test_the_package_has_no_import_cycle():
     assert {"importance", "distributed", "stores"} <= set(graph)
     assert "distributed" not in graph["importance"]  # the cycle this test was written for
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_every_module_is_an_attribute_of_the_package():
+    result = run_python(
+        """
+        import sys
+        import types
+        from pathlib import Path
+
+        import dae_tutor
+
+        files = sorted(p.stem for p in Path(dae_tutor.__file__).parent.glob("*.py") if p.stem != "__init__")
+        listed = sorted(n for n in dae_tutor.__all__ if n not in ("__version__", "device"))
+        assert listed == files, (listed, files)
+        assert "dae_tutor.widgets" not in sys.modules  # imported on first access, not by the package
+        for name in listed:
+            module = getattr(dae_tutor, name)
+            assert isinstance(module, types.ModuleType) and module is sys.modules[f"dae_tutor.{name}"], name
+        assert dae_tutor.device is dae_tutor.runtime.device and isinstance(dae_tutor.__version__, str)
+        assert set(dae_tutor.__all__) <= set(dir(dae_tutor))
+        assert not hasattr(dae_tutor, "no_such_module")
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
