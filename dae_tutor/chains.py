@@ -23,7 +23,8 @@ mixing, Schweitzer's bound and :func:`~dae_tutor.markov.sample_chain`, are in :m
   :func:`clamped_encoder_residual`;
 * the GSN with latent state ([TH] §5.3.4, Thm 3): :func:`burnin_hidden`, :func:`gsn_decoder_target`,
   :func:`gsn_joint_transition`, :func:`gsn_marginal_x`;
-* continuous samplers: the exact non-parametric DAE chain :func:`nonparametric_dae_step`.
+* continuous samplers: the exact non-parametric DAE chain :func:`nonparametric_dae_step` and the chain
+  of a DAE with a Gaussian reconstruction head, :func:`gaussian_dae_step`.
 
 Dependency networks ([TH] §5.3.7) are in :mod:`dae_tutor.depnets`.
 
@@ -50,6 +51,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from dae_tutor import checks, markov
 
@@ -67,6 +69,7 @@ __all__ = [
     "dae_transition",
     "encoder_decoder_joint",
     "factorized_projection",
+    "gaussian_dae_step",
     "gaussian_grid_corruption",
     "gsn_decoder_target",
     "gsn_joint_transition",
@@ -777,8 +780,9 @@ def nonparametric_dae_step(
 
     Returns the ``(B, d)`` next states, on ``x``'s device and dtype.
     """
-    x = checks.tensor("x", x, ndim=2)
-    centres = checks.tensor("train_x", train_x, ndim=2, last_dim=x.shape[1]).to(x)
+    x = checks.nonempty("x", checks.tensor("x", x, ndim=2))
+    centres = checks.nonempty("train_x", checks.tensor("train_x", train_x, ndim=2))
+    centres = checks.same_width("train_x", centres, "x", x).to(x)
     sigma_c = checks.positive_float("sigma_c", sigma_c)
     s = checks.positive_float("s", s)
     checks.generator("generator", generator, x)
@@ -788,3 +792,23 @@ def nonparametric_dae_step(
     mean = (sigma_c**2 * centres[idx] + s**2 * x_tilde) / (s**2 + sigma_c**2)
     std = s * sigma_c / math.sqrt(s**2 + sigma_c**2)
     return mean + std * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def gaussian_dae_step(
+    r: nn.Module, x: torch.Tensor, sigma: float, s: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One step of a DAE chain with a Gaussian reconstruction head: x̃ = x + σε, x' ~ N(r(x̃), s² I).
+
+    The continuous analogue of :meth:`~dae_tutor.nets.BernoulliDAE.step` ([DLB] §20.11, Fig. 20.11: in the
+    Gaussian case sampling adds noise a second time, at a level that "should correspond to the mean squared
+    error of reconstructions"). ``r`` maps (B, d) to (B, d); returns (B, d) with no gradient.
+    """
+    x = checks.nonempty("x", checks.tensor("x", x, ndim=2))
+    sigma = checks.positive_float("sigma", sigma)
+    s = checks.positive_float("s", s, allow_zero=True)
+    checks.generator("generator", generator, x)
+    with torch.no_grad():
+        mean = checks.applied(
+            "r", r, "x", x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        )
+        return mean + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

@@ -268,3 +268,41 @@ def bits_of_size(name: str, k: int) -> int:
     if k < 2 or k != 1 << d:
         raise ValueError(f"{name} must have 2**d entries per axis (all binary vectors of length d), got {k}")
     return d
+
+
+# ------------------------------------------------------------------ samples and models applied to them
+def nonempty(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check that the tensor ``x`` has at least one row (one sample, one chain, one point)."""
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one row, got shape {tuple(x.shape)}")
+    return x
+
+
+def same_width(name: str, y: torch.Tensor, ref_name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check that the 2-D tensors ``y`` and ``x`` have the same last dimension (points of one space)."""
+    if y.shape[-1] != x.shape[-1]:
+        raise ValueError(
+            f"{name} must have the width of {ref_name} ({x.shape[-1]}), got shapes {tuple(y.shape)} "
+            f"and {tuple(x.shape)}"
+        )
+    return y
+
+
+def applied(name: str, fn: object, x_name: str, x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)``, checked: ``fn`` must be callable and map ``x`` to a tensor of ``x``'s shape.
+
+    A ``RuntimeError`` raised inside ``fn`` for ``x`` (e.g. ``x`` of the wrong width for a model) becomes
+    a ``ValueError`` naming both; running out of memory stays what it is.
+    """
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    try:
+        out = fn(x)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        raise ValueError(f"{name} cannot be applied to {x_name} of shape {tuple(x.shape)}: {err}") from err
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{name} must map {x_name} to a tensor of its shape {tuple(x.shape)}, got {got}")
+    return out

@@ -13,9 +13,14 @@
   corruptions drawn once and for all and minimised full-batch by L-BFGS (the
   "10 000 fixed corrupted samples" of Fig. 3.5). Its minimiser is
   r*(x̃) = E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) (thesis eq. 3.4–3.5).
+* :func:`gaussian_walkback_loss` is the walkback criterion of a DAE with a Gaussian reconstruction head
+  ([GDAE] Algorithm 2), beside the plain criterion :func:`dae_loss`.
 * :func:`fit_dae_ensemble` trains many such DAEs (one per σ) at once, as one
   model with stacked parameters and batched matmuls, and gives the same
   models as separate :func:`fit_dae` calls with the same seeds.
+
+Sources: "the thesis" is G. Alain's PhD thesis (2018); [GDAE] = Bengio, Yao, Alain and Vincent (2013),
+*Generalized Denoising Auto-Encoders as Generative Models*.
 """
 
 from __future__ import annotations
@@ -226,6 +231,40 @@ def dae_loss(
             f"clean must be non-empty with the shape of noisy {tuple(noisy.shape)}, got {tuple(clean.shape)}"
         )
     return (r(noisy) - clean).square().sum(-1).mean()
+
+
+def gaussian_walkback_loss(
+    r: nn.Module,
+    x: torch.Tensor,
+    sigma: float,
+    s: float,
+    generator: torch.Generator | None = None,
+    *,
+    walkback_steps: int = 1,
+) -> torch.Tensor:
+    """Walkback criterion of a Gaussian-head DAE: mean over the batch of Σ_k ‖r(x̃_k) − x‖² / (2 s²).
+
+    x̃_1 = x + σε, x_k ~ N(r(x̃_k), s²I) (detached), x̃_{k+1} = x_k + σε: [GDAE] Algorithm 2 with all k
+    pairs kept and a fixed walk length (the MNIST experiment's "chain of 5 steps", thesis §5.5.1). Each
+    term is −log N(x; r(x̃_k), s²I) up to a constant. ``walkback_steps = 1`` is :func:`dae_loss` / 2s².
+    The chain it walks is :func:`~dae_tutor.chains.gaussian_dae_step`.
+    """
+    x = checks.nonempty("x", checks.tensor("x", x, ndim=2))
+    sigma = checks.positive_float("sigma", sigma)
+    s = checks.positive_float("s", s)
+    checks.generator("generator", generator, x)
+    k = checks.positive_int("walkback_steps", walkback_steps)
+    squared_errors, current = [], x
+    for _ in range(k):
+        out = checks.applied(
+            "r",
+            r,
+            "x",
+            current + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device),
+        )
+        squared_errors.append((out - x).pow(2).sum(1).mean())
+        current = out.detach() + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return torch.stack(squared_errors).sum() / (2 * s**2)
 
 
 def _check_samples(samples: object) -> torch.Tensor:

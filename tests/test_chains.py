@@ -41,7 +41,7 @@ from finite_chains import F64, PMF_A, n1_setup, np_bayes, np_stationary, random_
 from scipy.optimize import linear_sum_assignment
 
 from dae_tutor import chains as ch
-from dae_tutor import markov
+from dae_tutor import markov, nets
 
 
 def n4_setup() -> np.ndarray:
@@ -388,6 +388,17 @@ def test_t22_nonparametric_chain_matches_the_parzen_target() -> None:
     target_cov = torch.cov(data.T, correction=0) + s**2 * torch.eye(2)
     assert (x.mean(0) - target_mean).abs().max() < 0.05
     assert (torch.cov(x.T, correction=0) - target_cov).abs().max() < 0.05
+
+
+def test_gaussian_dae_step_is_the_reconstruction_plus_gaussian_noise() -> None:
+    """The chain step of a Gaussian-head DAE is r(x + sigma eps) + s eps'."""
+    r = nets.AutoEncoder(2, 16, seed=0, dtype=torch.float64)
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sigma, s = 0.3, 0.1
+    g = torch.Generator().manual_seed(2)
+    eps1, eps2 = (torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in range(2))
+    got = ch.gaussian_dae_step(r, x, sigma, s, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(got, r(x + sigma * eps1) + s * eps2)
 
 
 # ------------------------------------------------------ salt-and-pepper, factorized decoder (N6; T1, T15)

@@ -59,6 +59,7 @@ from dae_tutor import (
     data,
     densities,
     depnets,
+    diagnostics,
     distributed,
     evaluate,
     gan_theory,
@@ -1111,8 +1112,8 @@ case(
     step=Kind(lambda v: st.sampled_from([1.5, "1", -1, 3, 10])),
 )
 case(
-    "nets.gaussian_dae_step",
-    nets.gaussian_dae_step,
+    "chains.gaussian_dae_step",
+    chains.gaussian_dae_step,
     lambda: dict(r=AE, x=x2(3), sigma=0.3, s=0.1, generator=g()),
     r=CALL,
     x=T(*F, "width"),
@@ -1121,8 +1122,8 @@ case(
     generator=GEN,
 )
 case(
-    "nets.gaussian_walkback_loss",
-    nets.gaussian_walkback_loss,
+    "train.gaussian_walkback_loss",
+    train.gaussian_walkback_loss,
     lambda: dict(r=AE, x=x2(3), sigma=0.3, s=0.1, generator=g(), walkback_steps=2),
     r=CALL,
     x=T(*F, "width"),
@@ -1132,8 +1133,8 @@ case(
     walkback_steps=Int(),
 )
 case(
-    "nets.spurious_fraction",
-    nets.spurious_fraction,
+    "diagnostics.spurious_fraction",
+    diagnostics.spurious_fraction,
     lambda: dict(samples=x2(5), data=x2(4, seed=1), radius=0.5),
     samples=T(*F, "width"),
     data=T(*F, "width"),
@@ -1713,8 +1714,6 @@ KNOWN = {
     "baselines.train_gan-betas",
     "baselines.train_gan-progress",
     "baselines.train_rbm-progress",
-    "chains.nonparametric_dae_step-train_x",
-    "chains.nonparametric_dae_step-x",
     "classifiers.MnistConvNet-channels",
     "classifiers.SmallResNet-channels",
     "classifiers.fit_classifier-snapshot_steps",
@@ -1752,12 +1751,6 @@ KNOWN = {
     "importance.simulate_issgd-y",
     "importance.trace_covariance-grad_norms",
     "nets.DeepAutoEncoder-hidden",
-    "nets.gaussian_dae_step-r",
-    "nets.gaussian_dae_step-x",
-    "nets.gaussian_walkback_loss-r",
-    "nets.gaussian_walkback_loss-x",
-    "nets.spurious_fraction-data",
-    "nets.spurious_fraction-samples",
     "probes.capture-layers",
     "probes.errors-results",
     "probes.monotonicity_violations-values",
