@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dae_tutor import checks, markov
+from dae_tutor import checks, corruption, markov
 
 __all__ = [
     "CORRUPTION_KINDS",
@@ -786,12 +786,12 @@ def nonparametric_dae_step(
     sigma_c = checks.positive_float("sigma_c", sigma_c)
     s = checks.positive_float("s", s)
     checks.generator("generator", generator, x)
-    x_tilde = x + sigma_c * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    x_tilde = corruption.gaussian(x, sigma_c, generator, check=False)
     logw = -torch.cdist(x_tilde, centres).pow(2) / (2 * (s**2 + sigma_c**2))
     idx = torch.multinomial(torch.softmax(logw, dim=1), 1, generator=generator)[:, 0]
     mean = (sigma_c**2 * centres[idx] + s**2 * x_tilde) / (s**2 + sigma_c**2)
     std = s * sigma_c / math.sqrt(s**2 + sigma_c**2)
-    return mean + std * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return corruption.gaussian(mean, std, generator, check=False)
 
 
 def gaussian_dae_step(
@@ -808,7 +808,7 @@ def gaussian_dae_step(
     s = checks.positive_float("s", s, allow_zero=True)
     checks.generator("generator", generator, x)
     with torch.no_grad():
-        mean = checks.applied(
-            "r", r, "x", x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        )
+        mean = checks.applied("r", r, "x", corruption.gaussian(x, sigma, generator, check=False))
+        # not corruption.gaussian: s may be 0, and the second draw is made even then, so that the random
+        # stream of a chain does not depend on s
         return mean + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

@@ -466,7 +466,9 @@ class BernoulliDAE(_BinaryModel):
     def _chain_step(
         self, state: torch.Tensor, generator: torch.Generator | None, sample_x: bool, alpha: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = alpha * self.logits(corruption._salt_and_pepper(state, self.input_noise, generator))
+        logits = alpha * self.logits(
+            corruption.salt_and_pepper(state, self.input_noise, generator, check=False)
+        )
         x = _bernoulli(torch.sigmoid(logits), generator) if sample_x else torch.sigmoid(logits).detach()
         return x, x, logits
 
@@ -572,14 +574,10 @@ class DeepGSN(_BinaryModel):
             a = a + layers[i + 1] @ self.weights[i]
         noisy = noisy and self.sigma_hidden > 0 and not (i == 1 and self.noiseless_h1)
         if noisy:
-            a = a + self.sigma_hidden * torch.randn(
-                a.shape, generator=generator, dtype=a.dtype, device=a.device
-            )
+            a = corruption.gaussian(a, self.sigma_hidden, generator, check=False)
         h = torch.tanh(a)
         if noisy:
-            h = h + self.sigma_hidden * torch.randn(
-                h.shape, generator=generator, dtype=h.dtype, device=h.device
-            )
+            h = corruption.gaussian(h, self.sigma_hidden, generator, check=False)
         return h
 
     def _step(
@@ -594,7 +592,7 @@ class DeepGSN(_BinaryModel):
 
         ``alpha`` scales the visible logits (a walkback step's α_k, thesis §5.3.3)."""
         x = state[0]
-        x_tilde = corruption._salt_and_pepper(x, self.input_noise, generator) if noisy else x
+        x_tilde = corruption.salt_and_pepper(x, self.input_noise, generator, check=False) if noisy else x
         layers = [x_tilde, *state[1:]]
         for i in range(1, self.depth + 1, 2):
             layers[i] = self._hidden(layers, i, generator, noisy)

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dae_tutor import checks, runtime
+from dae_tutor import checks, corruption, runtime
 from dae_tutor.errors import DivergenceError
 from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
 
@@ -256,14 +256,9 @@ def gaussian_walkback_loss(
     k = checks.positive_int("walkback_steps", walkback_steps)
     squared_errors, current = [], x
     for _ in range(k):
-        out = checks.applied(
-            "r",
-            r,
-            "x",
-            current + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device),
-        )
+        out = checks.applied("r", r, "x", corruption.gaussian(current, sigma, generator, check=False))
         squared_errors.append((out - x).pow(2).sum(1).mean())
-        current = out.detach() + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        current = corruption.gaussian(out.detach(), s, generator, check=False)
     return torch.stack(squared_errors).sum() / (2 * s**2)
 
 
@@ -308,13 +303,9 @@ class _Corruptions:
         if fixed_noise:
             n = samples.shape[0]
             clean = samples if n_noise == n else samples[torch.arange(n_noise, device=samples.device) % n]
-            self.pool = (clean + sigma * self._randn(clean.shape), clean)
+            self.pool = (corruption.gaussian(clean, sigma, generator, check=False), clean)
         rows = batch_size if batch_size is not None else (n_noise if fixed_noise else samples.shape[0])
         self.chunk = max(1, CHUNK_ELEMENTS // (rows * samples.shape[1]))
-
-    def _randn(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
-        s = self.samples
-        return torch.randn(shape, generator=self.gen, dtype=s.dtype, device=s.device)
 
     def _randint(self, high: int, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(high, shape, generator=self.gen, device=self.samples.device)
@@ -336,7 +327,7 @@ class _Corruptions:
                     clean = self.samples.expand(k, *self.samples.shape)
                 else:
                     clean = self.samples[self._randint(self.samples.shape[0], (k, self.batch_size))]
-                yield clean + self.sigma * self._randn(clean.shape), clean
+                yield corruption.gaussian(clean, self.sigma, self.gen, check=False), clean
 
 
 def _steps_of(

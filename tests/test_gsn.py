@@ -84,6 +84,14 @@ def test_gaussian_corruption_moments_and_seeding():
     assert torch.equal(gaussian(x, 0.0), x)
 
 
+def test_unchecked_corruptions_draw_the_same_numbers():
+    """``check=False`` (the models' inner loops) skips the argument checks, not a random draw."""
+    x = torch.rand(50, 7, generator=gen(1), dtype=torch.float64)
+    assert torch.equal(gaussian(x, 0.3, gen(2), check=False), gaussian(x, 0.3, gen(2)))
+    bits = (x < 0.5).double()
+    assert torch.equal(salt_and_pepper(bits, 0.4, gen(3), check=False), salt_and_pepper(bits, 0.4, gen(3)))
+
+
 @pytest.mark.parametrize(
     ("call", "error", "name"),
     [
@@ -96,6 +104,8 @@ def test_gaussian_corruption_moments_and_seeding():
         (lambda: salt_and_pepper(torch.zeros(3), 0.4, 5), TypeError, "generator"),
         (lambda: gaussian(torch.zeros(3), -1.0), ValueError, "sigma"),
         (lambda: gaussian(torch.tensor([math.nan]), 1.0), ValueError, "x"),
+        (lambda: gaussian(torch.zeros(3), 1.0, check=1), TypeError, "check"),
+        (lambda: salt_and_pepper(torch.zeros(3), 0.4, check="no"), TypeError, "check"),
     ],
 )
 def test_corruption_bad_arguments_name_the_argument(call, error, name):
