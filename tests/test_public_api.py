@@ -857,7 +857,6 @@ case(
     max_iter=Int(),
     generator=GEN,
 )
-case("curvature.flat_params", curvature.flat_params, lambda: dict(model=small_net()), model=MODULE)
 DSET = lambda: dict(model=small_net(), loss_fn=nn.functional.cross_entropy, data=(XB, YB))  # noqa: E731
 DATA = Kind(
     lambda v: st.sampled_from([XB, (XB,), (), (XB, YB[:3]), (XB.long(), YB), "data", (XB[:0], YB[:0])])
@@ -875,8 +874,12 @@ case(
     generator=GEN,
 )
 DL = curvature.DatasetLoss(small_net(), nn.functional.cross_entropy, (XB, YB))
-NP = DL.n_params if hasattr(DL, "n_params") else curvature.flat_params(small_net()).numel()
-THETA = curvature.flat_params(small_net()).detach()
+NP = (
+    DL.n_params
+    if hasattr(DL, "n_params")
+    else nn.utils.parameters_to_vector(small_net().parameters()).numel()
+)
+THETA = nn.utils.parameters_to_vector(small_net().parameters()).detach()
 case("DatasetLoss.gradient", lambda theta: DL.gradient(theta), lambda: dict(theta=THETA), theta=VEC)
 case(
     "DatasetLoss.hvp",
