@@ -19,7 +19,8 @@ computes in float64 and answers with float64 (or int64 states) on the device of 
 Sources: Grassmann, Taksar and Heyman (1985), *Regenerative analysis and steady state distributions for
 Markov chains*, Operations Research 33(5); W. J. Stewart (2009), *Probability, Markov Chains, Queues, and
 Simulation*, ch. 10; P. J. Schweitzer (1968), *Perturbation theory and finite Markov chains*; [GDAE] =
-Bengio, Yao, Alain and Vincent (2013); [TH] = G. Alain's PhD thesis (2018), ch. 5.
+Bengio, Yao, Alain and Vincent (2013); [TH] = G. Alain's PhD thesis (2018), ch. 5; [DLB] = Goodfellow,
+Bengio and Courville (2016), *Deep Learning*, ch. 20.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def gth_solve(T: object) -> torch.Tensor:
     eliminated, and the update :math:`A_{ij} \mathrel{+}= A_{ik} A_{kj} / s_k` (``i, j > k``) adds
     non-negative numbers only; back substitution :math:`x_k = \sum_{i>k} x_i A_{ik} / s_k` does too.
     Every entry therefore has a small *relative* error, even when transition probabilities are as small
-    as ``1e-14`` (Grassmann, Taksar and Heyman 1985; Stewart 2009, §10.5; QuantEcon's ``gth_solve``),
+    as ``1e-14`` (Grassmann, Taksar and Heyman 1985; Stewart 2009, ch. 10; QuantEcon's ``gth_solve``),
     where a solve of :math:`[T^\top - I;\ \mathbf 1^\top]\pi = [0; 1]` or an eigenvector loses
     accuracy in proportion to :math:`1/(1 - |\lambda_2|)`.
 
