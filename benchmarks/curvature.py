@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         opt.step()
     model.eval()
     objective = curvature.DatasetLoss(model, F.cross_entropy, (x, y), chunk_size=args.chunk)
-    theta = curvature.flat_params(model)
+    theta = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     name = (
         f"cuda ({torch.cuda.get_device_name(dev)})"
         if dev.type == "cuda"

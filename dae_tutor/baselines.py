@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from dae_tutor import checks, nets, runtime
+from dae_tutor import checks, markov, nets, runtime
 from dae_tutor.errors import DivergenceError
 
 NOISE_PRIORS = ("gaussian", "uniform")
@@ -354,7 +354,7 @@ class RBM(nn.Module):
                 f"exact log Z enumerates 2^{n} states; the smaller layer must have at most "
                 f"{MAX_ENUMERATION_UNITS} units"
             )
-        states = _binary_states(n, self.W)
+        states = markov.binary_states(n, device=self.W.device).to(self.W.dtype)  # MSB first, as everywhere
         if self.n_hid <= self.n_vis:
             return torch.logsumexp(states @ self.c + F.softplus(states @ self.W.T + self.b).sum(-1), 0)
         return torch.logsumexp(-self.free_energy(states), 0)
@@ -406,12 +406,6 @@ def _bias(
     if value.dtype != dtype:
         raise TypeError(f"{name} must have the parameters' dtype {dtype}, got {value.dtype}")
     return value.detach().to(device=device, copy=True)
-
-
-def _binary_states(n: int, like: torch.Tensor) -> torch.Tensor:
-    """All 2^n binary vectors, shape (2^n, n), in ``like``'s dtype and device."""
-    codes = torch.arange(2**n, device=like.device)
-    return ((codes[:, None] >> torch.arange(n, device=like.device)) & 1).to(like.dtype)
 
 
 def train_rbm(

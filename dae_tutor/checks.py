@@ -152,3 +152,157 @@ def binary(name: str, x: torch.Tensor) -> torch.Tensor:
             f"{name} must be binary (only 0s and 1s); binarize it first (dae_tutor.data.binarize)"
         )
     return x
+
+
+# ------------------------------------------------------------------ finite state spaces (Markov chains)
+STOCHASTIC_ATOL = 1e-9
+"""Tolerance on row sums (and on negative round-off) of float64 input: the round-off of a product of a
+few stochastic matrices is ~1e-15, so anything above 1e-9 is a genuine error."""
+
+
+def _input_eps(value: object) -> float:
+    """Machine epsilon of ``value``'s own floating dtype (float64's for integers and Python lists)."""
+    dtype = value.dtype if isinstance(value, (torch.Tensor, np.ndarray)) else None
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return torch.finfo(dtype).eps
+    if isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.floating):
+        return float(np.finfo(dtype).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def stochastic(
+    name: str,
+    value: object,
+    *,
+    atol: float = STOCHASTIC_ATOL,
+    square: bool = True,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Return ``value`` as a float64 row-stochastic matrix: ``(K, K)``, or ``(n, m)`` with ``square=False``
+    (an encoder ``f[x, h]`` or a decoder ``g[h, x]``).
+
+    Entries must be ``>= -atol`` and every row must sum to 1 within ``atol`` (widened to ``64 eps``
+    for float32/float16 input); the accepted round-off is then removed (negatives set to 0, rows
+    divided by their sums), so exact computations start from an exactly stochastic float64 matrix.
+    """
+    atol = max(atol, 64 * _input_eps(value))
+    m = as_tensor(name, value, device=device)
+    if square and (m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0):
+        raise ValueError(f"{name} must be a non-empty square (K, K) matrix, got shape {tuple(m.shape)}")
+    if not square and (m.dim() != 2 or m.numel() == 0):
+        raise ValueError(f"{name} must be a non-empty 2-D (rows, cols) matrix, got shape {tuple(m.shape)}")
+    low = float(m.min())
+    if low < -atol:
+        raise ValueError(f"{name} must have non-negative entries, got minimum {low:.3g}")
+    m = m.clamp_min(0.0)
+    sums = m.sum(dim=1)
+    err = (sums - 1).abs()
+    if float(err.max()) > atol:
+        row = int(err.argmax())
+        raise ValueError(
+            f"{name} must be row-stochastic (rows summing to 1 within {atol:.2g}); "
+            f"row {row} sums to {float(sums[row]):.12g} (build it in float64, or divide each row by its sum)"
+        )
+    return m / sums[:, None]
+
+
+def pmf(name: str, value: object, device: torch.device | str | None = None) -> torch.Tensor:
+    """``value`` as a float64 probability vector (non-negative, summing to 1 within ``STOCHASTIC_ATOL``)."""
+    p = as_tensor(name, value, device=device)
+    if p.dim() != 1 or p.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D probability vector, got shape {tuple(p.shape)}")
+    if float(p.min()) < -STOCHASTIC_ATOL:
+        raise ValueError(f"{name} must be non-negative, got minimum {float(p.min()):.3g}")
+    total = float(p.sum())
+    if abs(total - 1) > STOCHASTIC_ATOL:
+        raise ValueError(f"{name} must sum to 1, got {total:.12g} (divide it by its sum first)")
+    return p.clamp_min(0.0)
+
+
+def same_states(name_a: str, k_a: int, name_b: str, k_b: int) -> None:
+    """Check that two objects on a finite state space have the same number of states."""
+    if k_a != k_b:
+        raise ValueError(f"{name_b} has {k_b} states but {name_a} has {k_a}; they must match")
+
+
+def open_probability(name: str, value: object) -> float:
+    """Return ``value`` as a float strictly inside (0, 1)."""
+    v = probability(name, value)
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"{name} must be in the open interval (0, 1), got {v}")
+    return v
+
+
+def states(name: str, value: object, k: int, device: torch.device | str | None) -> torch.Tensor:
+    """Integer state(s) in ``[0, k)`` as an int64 tensor on ``device`` (0-d for a single state)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer states, got dtype {value.dtype}")
+        s = value.to(dtype=torch.int64, device=device)
+    else:
+        arr = np.asarray(value)
+        if arr.size == 0:
+            arr = arr.astype(np.int64)  # an empty list is a valid (empty) set of states
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} must hold integer states, got {arr.dtype} ({type(value).__name__})")
+        s = torch.as_tensor(arr.astype(np.int64), device=device)
+    if s.dim() > 1:
+        raise ValueError(f"{name} must be a state or a 1-D tensor of states, got shape {tuple(s.shape)}")
+    if s.numel() and (int(s.min()) < 0 or int(s.max()) >= k):
+        lo, hi = int(s.min()), int(s.max())
+        raise ValueError(f"{name} must hold states in [0, {k}), got values in [{lo}, {hi}]")
+    return s
+
+
+def bit_count(name: str, value: object, *, maximum: int) -> int:
+    """Return ``value`` as a number of bits ``d`` with ``1 <= d <= maximum``."""
+    d = positive_int(name, value)
+    if d > maximum:
+        raise ValueError(f"{name} must be <= {maximum} (an exact kernel has 4**{name} entries), got {d}")
+    return d
+
+
+def bits_of_size(name: str, k: int) -> int:
+    """``d`` such that ``k == 2**d`` (a matrix or vector over all binary vectors of length ``d``)."""
+    d = k.bit_length() - 1
+    if k < 2 or k != 1 << d:
+        raise ValueError(f"{name} must have 2**d entries per axis (all binary vectors of length d), got {k}")
+    return d
+
+
+# ------------------------------------------------------------------ samples and models applied to them
+def nonempty(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check that the tensor ``x`` has at least one row (one sample, one chain, one point)."""
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one row, got shape {tuple(x.shape)}")
+    return x
+
+
+def same_width(name: str, y: torch.Tensor, ref_name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check that the 2-D tensors ``y`` and ``x`` have the same last dimension (points of one space)."""
+    if y.shape[-1] != x.shape[-1]:
+        raise ValueError(
+            f"{name} must have the width of {ref_name} ({x.shape[-1]}), got shapes {tuple(y.shape)} "
+            f"and {tuple(x.shape)}"
+        )
+    return y
+
+
+def applied(name: str, fn: object, x_name: str, x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)``, checked: ``fn`` must be callable and map ``x`` to a tensor of ``x``'s shape.
+
+    A ``RuntimeError`` raised inside ``fn`` for ``x`` (e.g. ``x`` of the wrong width for a model) becomes
+    a ``ValueError`` naming both; running out of memory stays what it is.
+    """
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    try:
+        out = fn(x)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        raise ValueError(f"{name} cannot be applied to {x_name} of shape {tuple(x.shape)}: {err}") from err
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{name} must map {x_name} to a tensor of its shape {tuple(x.shape)}, got {got}")
+    return out

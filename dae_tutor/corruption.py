@@ -26,19 +26,9 @@ import torch
 from dae_tutor import checks
 
 
-def _salt_and_pepper(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
-    """:func:`salt_and_pepper` without the argument checks (for the models' inner loops).
-
-    One uniform u per entry: the entry is corrupted when u < p, and then set to 1 when u < p/2. Given
-    u < p, u is uniform on [0, p), so the new value is 0 or 1 with probability 1/2 each.
-    """
-    if p == 0:
-        return x.clone()
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    return torch.where(u < p, (u < p / 2).to(x.dtype), x)
-
-
-def salt_and_pepper(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def salt_and_pepper(
+    x: torch.Tensor, p: float, generator: torch.Generator | None = None, *, check: bool = True
+) -> torch.Tensor:
     """Salt-and-pepper corruption: each entry is replaced w.p. ``p`` by a fair coin flip in {0, 1}.
 
     ``x̃ = m ⊙ x + (1 − m) ⊙ b`` with ``m ~ Bernoulli(1 − p)``, ``b ~ Bernoulli(1/2)``, independently per
@@ -51,31 +41,44 @@ def salt_and_pepper(x: torch.Tensor, p: float, generator: torch.Generator | None
             reference code).
         p: corruption probability in [0, 1].
         generator: ``torch.Generator`` on ``x``'s device (``None``: torch's global generator).
+        check: validate the arguments (``False`` only in an inner loop whose public entry point has
+            checked them already; the random draws are the same either way).
 
     Returns:
         x̃, same shape, dtype and device as ``x``; uncorrupted entries equal those of ``x`` exactly.
     """
-    x = checks.tensor("x", x)
-    p = checks.probability("p", p)
-    checks.generator("generator", generator, x)
-    checks.unit_interval("x", x)
-    return _salt_and_pepper(x, p, generator)
+    if checks.boolean("check", check):
+        x = checks.tensor("x", x)
+        p = checks.probability("p", p)
+        checks.generator("generator", generator, x)
+        checks.unit_interval("x", x)
+    if p == 0:
+        return x.clone()
+    # one uniform u per entry: corrupted when u < p, then set to 1 when u < p/2 (given u < p, u is uniform
+    # on [0, p), so the new value is 0 or 1 with probability 1/2 each)
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return torch.where(u < p, (u < p / 2).to(x.dtype), x)
 
 
-def gaussian(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def gaussian(
+    x: torch.Tensor, sigma: float, generator: torch.Generator | None = None, *, check: bool = True
+) -> torch.Tensor:
     """Additive isotropic Gaussian corruption x̃ = x + σ ε, ε ~ N(0, I) (thesis eq. 3.2).
 
     Args:
         x: finite floating tensor of any shape.
         sigma: noise standard deviation σ >= 0 (σ = 0 returns a copy of ``x``).
         generator: ``torch.Generator`` on ``x``'s device (``None``: torch's global generator).
+        check: validate the arguments (``False`` only in an inner loop whose public entry point has
+            checked them already; the random draws are the same either way).
 
     Returns:
         x̃, same shape, dtype and device as ``x``.
     """
-    x = checks.tensor("x", x)
-    sigma = checks.positive_float("sigma", sigma, allow_zero=True)
-    checks.generator("generator", generator, x)
+    if checks.boolean("check", check):
+        x = checks.tensor("x", x)
+        sigma = checks.positive_float("sigma", sigma, allow_zero=True)
+        checks.generator("generator", generator, x)
     if sigma == 0:
         return x.clone()
     return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

@@ -258,13 +258,6 @@ def _tridiagonal(diagonal: Sequence[float], off: Sequence[float]) -> torch.Tenso
 # ----------------------------------------------------------------------------- losses of a model's parameters
 
 
-def flat_params(model: nn.Module) -> torch.Tensor:
-    """All parameters of ``model`` concatenated into one detached vector θ (the thesis's θ in R^d)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
 def _unflatten(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
     out, start = {}, 0
     for name, p in model.named_parameters():
@@ -397,7 +390,7 @@ def hessian_eigs(
     ``generator``, app. 11.D; ``loss_fn`` mean-reduced, or per-example with ``reduction="none"``), its
     Hessian-vector products go to :func:`lanczos` on the parameters' device and dtype (``tol``,
     ``max_iter``, ``shift`` as there). The model is put in eval mode and restored. Eigenvectors
-    are flat (d, k), in the order of :func:`flat_params`.
+    are flat (d, k), in the order of ``torch.nn.utils.parameters_to_vector(model.parameters())``.
     """
     which = checks.one_of("which", which, WHICH)
     objective = DatasetLoss(
@@ -406,7 +399,7 @@ def hessian_eigs(
     k = checks.positive_int("k", k)
     if k >= objective.dim:
         raise ValueError(f"k must be < the number of parameters ({objective.dim}), got {k}")
-    theta = flat_params(model)
+    theta = nn.utils.parameters_to_vector(model.parameters()).detach()
     was_training = model.training
     model.eval()
     try:

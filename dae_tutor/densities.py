@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from dae_tutor import checks
+from dae_tutor import checks, corruption
 
 __all__ = ["Curve10d", "GaussianMixture", "Spiral", "reference_mixture_1d"]
 
@@ -426,7 +426,7 @@ class Curve10d:
         t = _uniform_t(n, generator, 0.0, 1.0)
         x = self.point(t)
         if self.noise > 0:
-            x = x + self.noise * torch.randn(x.shape, dtype=t.dtype, device=t.device, generator=generator)
+            x = corruption.gaussian(x, self.noise, generator, check=False)
         return x, t
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -11,7 +11,10 @@ hides:
 * :func:`integrated_autocorrelation_time` and :func:`effective_sample_size`: how many independent
   draws a chain's scalar statistic (an arc position, a coordinate, an energy) is worth;
 * :func:`mode_hops`: how often each chain changes mode on a multi-modal target, and the share of
-  time it spends in each.
+  time it spends in each;
+* :func:`spurious_fraction`: the share of samples farther than a radius from every data point, the
+  "spurious samples" of a chain that leaves the data ([TH] §5.3.2: "the DAE's behavior far from the
+  training examples can create spurious modes"; chapter 2's walkback experiment).
 
 The nearest-training-neighbour distance (the memorisation check) is
 :func:`dae_tutor.evaluate.nearest_neighbours`; the nearest mode of each sample, the labels that
@@ -38,6 +41,7 @@ __all__ = [
     "manifold_coverage",
     "mmd",
     "mode_hops",
+    "spurious_fraction",
 ]
 
 F64 = torch.float64
@@ -303,3 +307,13 @@ def mode_hops(labels: torch.Tensor, n_modes: int) -> tuple[torch.Tensor, torch.T
     hops = (labels[1:] != labels[:-1]).sum(0)
     one_hot = torch.nn.functional.one_hot(labels, n_modes).to(F64)
     return hops, one_hot.mean(0)
+
+
+def spurious_fraction(samples: torch.Tensor, data: torch.Tensor, radius: float) -> float:
+    """Fraction of ``samples`` (n, d) farther than ``radius`` from every point of ``data`` (m, d)."""
+    samples = checks.nonempty("samples", checks.tensor("samples", samples, ndim=2))
+    data = checks.nonempty("data", checks.tensor("data", data, ndim=2))
+    data = checks.same_width("data", data, "samples", samples).to(samples)
+    radius = checks.positive_float("radius", radius)
+    nearest = torch.cat([torch.cdist(chunk, data).min(dim=1).values for chunk in samples.split(1024)])
+    return (nearest > radius).double().mean().item()

@@ -19,8 +19,10 @@ from an explicit ``torch.Generator`` on the data's device.
 
 Sources: "the thesis" is G. Alain's PhD thesis (2018); [GDAE] = Bengio, Yao, Alain and Vincent (2013),
 *Generalized Denoising Auto-Encoders as Generative Models*; [GSN14] = Bengio, Thibodeau-Laufer, Alain
-and Yosinski (2014), *Deep Generative Stochastic Networks Trainable by Backprop*; [DLB] = Goodfellow,
-Bengio and Courville (2016), *Deep Learning*, ch. 20.
+and Yosinski (2014), *Deep Generative Stochastic Networks Trainable by Backprop*.
+
+The Gaussian-head DAE of continuous data has its chain step in :mod:`dae_tutor.chains`
+(``gaussian_dae_step``) and its walkback criterion in :mod:`dae_tutor.train` (``gaussian_walkback_loss``).
 """
 
 from __future__ import annotations
@@ -481,7 +483,9 @@ class BernoulliDAE(_BinaryModel):
     def _chain_step(
         self, state: torch.Tensor, generator: torch.Generator | None, sample_x: bool, alpha: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = alpha * self.logits(corruption._salt_and_pepper(state, self.input_noise, generator))
+        logits = alpha * self.logits(
+            corruption.salt_and_pepper(state, self.input_noise, generator, check=False)
+        )
         x = _bernoulli(torch.sigmoid(logits), generator) if sample_x else torch.sigmoid(logits).detach()
         return x, x, logits
 
@@ -587,14 +591,10 @@ class DeepGSN(_BinaryModel):
             a = a + layers[i + 1] @ self.weights[i]
         noisy = noisy and self.sigma_hidden > 0 and not (i == 1 and self.noiseless_h1)
         if noisy:
-            a = a + self.sigma_hidden * torch.randn(
-                a.shape, generator=generator, dtype=a.dtype, device=a.device
-            )
+            a = corruption.gaussian(a, self.sigma_hidden, generator, check=False)
         h = torch.tanh(a)
         if noisy:
-            h = h + self.sigma_hidden * torch.randn(
-                h.shape, generator=generator, dtype=h.dtype, device=h.device
-            )
+            h = corruption.gaussian(h, self.sigma_hidden, generator, check=False)
         return h
 
     def _step(
@@ -609,7 +609,7 @@ class DeepGSN(_BinaryModel):
 
         ``alpha`` scales the visible logits (a walkback step's α_k, thesis §5.3.3)."""
         x = state[0]
-        x_tilde = corruption._salt_and_pepper(x, self.input_noise, generator) if noisy else x
+        x_tilde = corruption.salt_and_pepper(x, self.input_noise, generator, check=False) if noisy else x
         layers = [x_tilde, *state[1:]]
         for i in range(1, self.depth + 1, 2):
             layers[i] = self._hidden(layers, i, generator, noisy)
@@ -757,61 +757,3 @@ class ScaledHead(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_steps={self.n_steps}"
-
-
-# ----------------------------------------------------------------------------- continuous data: Gaussian head
-
-
-def gaussian_dae_step(
-    r: nn.Module, x: torch.Tensor, sigma: float, s: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """One step of a DAE chain with a Gaussian reconstruction head: x̃ = x + σε, x' ~ N(r(x̃), s² I).
-
-    The continuous analogue of :meth:`BernoulliDAE.step` ([DLB] §20.11, Fig. 20.11: in the Gaussian
-    case sampling adds noise a second time, at a level that "should correspond to the mean squared error
-    of reconstructions"). ``r`` maps (B, d) to (B, d); returns (B, d) with no gradient.
-    """
-    x = checks.tensor("x", x, ndim=2)
-    sigma = checks.positive_float("sigma", sigma)
-    s = checks.positive_float("s", s, allow_zero=True)
-    checks.generator("generator", generator, x)
-    with torch.no_grad():
-        noisy = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        return r(noisy) + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-
-
-def gaussian_walkback_loss(
-    r: nn.Module,
-    x: torch.Tensor,
-    sigma: float,
-    s: float,
-    generator: torch.Generator | None = None,
-    *,
-    walkback_steps: int = 1,
-) -> torch.Tensor:
-    """Walkback criterion of a Gaussian-head DAE: mean over the batch of Σ_k ‖r(x̃_k) − x‖² / (2 s²).
-
-    x̃_1 = x + σε, x_k ~ N(r(x̃_k), s²I) (detached), x̃_{k+1} = x_k + σε: [GDAE] Algorithm 2 with all k
-    pairs kept and a fixed walk length (the MNIST experiment's "chain of 5 steps", thesis §5.5.1). Each
-    term is −log N(x; r(x̃_k), s²I) up to a constant. ``walkback_steps = 1`` is the plain DAE loss / 2s².
-    """
-    x = checks.tensor("x", x, ndim=2)
-    sigma = checks.positive_float("sigma", sigma)
-    s = checks.positive_float("s", s)
-    checks.generator("generator", generator, x)
-    k = checks.positive_int("walkback_steps", walkback_steps)
-    squared_errors, current = [], x
-    for _ in range(k):
-        out = r(current + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device))
-        squared_errors.append((out - x).pow(2).sum(1).mean())
-        current = out.detach() + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    return torch.stack(squared_errors).sum() / (2 * s**2)
-
-
-def spurious_fraction(samples: torch.Tensor, data: torch.Tensor, radius: float) -> float:
-    """Fraction of ``samples`` (n, d) farther than ``radius`` from every point of ``data`` (m, d)."""
-    samples = checks.tensor("samples", samples, ndim=2)
-    data = checks.tensor("data", data, ndim=2, last_dim=samples.shape[1]).to(samples)
-    radius = checks.positive_float("radius", radius)
-    nearest = torch.cat([torch.cdist(chunk, data).min(dim=1).values for chunk in samples.split(1024)])
-    return (nearest > radius).double().mean().item()

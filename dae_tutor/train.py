@@ -13,9 +13,14 @@
   corruptions drawn once and for all and minimised full-batch by L-BFGS (the
   "10 000 fixed corrupted samples" of Fig. 3.5). Its minimiser is
   r*(x̃) = E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) (thesis eq. 3.4–3.5).
+* :func:`gaussian_walkback_loss` is the walkback criterion of a DAE with a Gaussian reconstruction head
+  ([GDAE] Algorithm 2), beside the plain criterion :func:`dae_loss`.
 * :func:`fit_dae_ensemble` trains many such DAEs (one per σ) at once, as one
   model with stacked parameters and batched matmuls, and gives the same
   models as separate :func:`fit_dae` calls with the same seeds.
+
+Sources: "the thesis" is G. Alain's PhD thesis (2018); [GDAE] = Bengio, Yao, Alain and Vincent (2013),
+*Generalized Denoising Auto-Encoders as Generative Models*.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dae_tutor import checks, runtime
+from dae_tutor import checks, corruption, runtime
 from dae_tutor.errors import DivergenceError
 from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
 
@@ -238,6 +243,35 @@ def dae_loss(
     return (r(noisy) - clean).square().sum(-1).mean()
 
 
+def gaussian_walkback_loss(
+    r: nn.Module,
+    x: torch.Tensor,
+    sigma: float,
+    s: float,
+    generator: torch.Generator | None = None,
+    *,
+    walkback_steps: int = 1,
+) -> torch.Tensor:
+    """Walkback criterion of a Gaussian-head DAE: mean over the batch of Σ_k ‖r(x̃_k) − x‖² / (2 s²).
+
+    x̃_1 = x + σε, x_k ~ N(r(x̃_k), s²I) (detached), x̃_{k+1} = x_k + σε: [GDAE] Algorithm 2 with all k
+    pairs kept and a fixed walk length (the MNIST experiment's "chain of 5 steps", thesis §5.5.1). Each
+    term is −log N(x; r(x̃_k), s²I) up to a constant. ``walkback_steps = 1`` is :func:`dae_loss` / 2s².
+    The chain it walks is :func:`~dae_tutor.chains.gaussian_dae_step`.
+    """
+    x = checks.nonempty("x", checks.tensor("x", x, ndim=2))
+    sigma = checks.positive_float("sigma", sigma)
+    s = checks.positive_float("s", s)
+    checks.generator("generator", generator, x)
+    k = checks.positive_int("walkback_steps", walkback_steps)
+    squared_errors, current = [], x
+    for _ in range(k):
+        out = checks.applied("r", r, "x", corruption.gaussian(current, sigma, generator, check=False))
+        squared_errors.append((out - x).pow(2).sum(1).mean())
+        current = corruption.gaussian(out.detach(), s, generator, check=False)
+    return torch.stack(squared_errors).sum() / (2 * s**2)
+
+
 def _check_samples(samples: object) -> torch.Tensor:
     samples = checks.tensor("samples", samples, ndim=2)
     if samples.shape[0] < 1 or samples.shape[1] < 1:
@@ -279,13 +313,9 @@ class _Corruptions:
         if fixed_noise:
             n = samples.shape[0]
             clean = samples if n_noise == n else samples[torch.arange(n_noise, device=samples.device) % n]
-            self.pool = (clean + sigma * self._randn(clean.shape), clean)
+            self.pool = (corruption.gaussian(clean, sigma, generator, check=False), clean)
         rows = batch_size if batch_size is not None else (n_noise if fixed_noise else samples.shape[0])
         self.chunk = max(1, CHUNK_ELEMENTS // (rows * samples.shape[1]))
-
-    def _randn(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
-        s = self.samples
-        return torch.randn(shape, generator=self.gen, dtype=s.dtype, device=s.device)
 
     def _randint(self, high: int, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(high, shape, generator=self.gen, device=self.samples.device)
@@ -307,7 +337,7 @@ class _Corruptions:
                     clean = self.samples.expand(k, *self.samples.shape)
                 else:
                     clean = self.samples[self._randint(self.samples.shape[0], (k, self.batch_size))]
-                yield clean + self.sigma * self._randn(clean.shape), clean
+                yield corruption.gaussian(clean, self.sigma, self.gen, check=False), clean
 
 
 def _steps_of(

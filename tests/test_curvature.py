@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parameters_to_vector
 
 from dae_tutor import curvature, errors, nets, runtime
 from dae_tutor import importance as imp
@@ -42,7 +43,7 @@ def symmetric_with_spectrum(eigenvalues: torch.Tensor, seed: int = 0) -> torch.T
 @pytest.mark.parametrize("method", curvature.HVP_METHODS)
 def test_hvp_equals_full_hessian_product_single_and_batched(method):
     model, _, loss = small_problem()
-    theta = curvature.flat_params(model)
+    theta = parameters_to_vector(model.parameters()).detach()
     H = curvature.full_hessian(loss, theta)
     V = torch.randn(4, theta.numel(), generator=runtime.generator(1))
     batched = curvature.hvp(loss, theta, V, method=method)
@@ -55,7 +56,7 @@ def test_hvp_equals_full_hessian_product_single_and_batched(method):
 
 def test_hvp_matches_central_finite_differences_of_the_gradient():
     model, _, loss = small_problem()
-    theta = curvature.flat_params(model)
+    theta = parameters_to_vector(model.parameters()).detach()
     v = torch.randn(theta.numel(), generator=runtime.generator(2))
     eps = 1e-5  # central differences: truncation O(eps^2 |g'''|) ~ 1e-10, rounding O(1e-16 / eps) ~ 1e-11
     fd = (loss.gradient(theta + eps * v) - loss.gradient(theta - eps * v)) / (2 * eps)
@@ -65,7 +66,7 @@ def test_hvp_matches_central_finite_differences_of_the_gradient():
 
 def test_hvp_bad_inputs_raise():
     model, _, loss = small_problem()
-    theta = curvature.flat_params(model)
+    theta = parameters_to_vector(model.parameters()).detach()
     with pytest.raises(ValueError, match="NaN"):
         curvature.hvp(loss, theta, torch.full_like(theta, math.nan))
     with pytest.raises(ValueError, match="last dimension"):
@@ -79,7 +80,7 @@ def test_hvp_bad_inputs_raise():
 def test_chunked_dataset_hvp_equals_one_chunk_and_is_deterministic():
     model, data, chunked = small_problem()
     whole = curvature.DatasetLoss(model, F.cross_entropy, data, chunk_size=1000)
-    theta = curvature.flat_params(model)
+    theta = parameters_to_vector(model.parameters()).detach()
     v = torch.randn(theta.numel(), generator=runtime.generator(3))
     assert torch.allclose(chunked.hvp(theta, v), whole.hvp(theta, v), rtol=0, atol=1e-12)
     assert torch.allclose(chunked(theta), whole(theta), rtol=0, atol=1e-13)
@@ -188,7 +189,7 @@ def test_lanczos_bad_inputs_raise():
 
 def test_hessian_eigs_matches_eigh_of_the_full_hessian_of_a_relu_mlp():
     model, data, loss = small_problem("relu", n=200, sizes=(6, 12, 4), seed=1)
-    theta = curvature.flat_params(model)
+    theta = parameters_to_vector(model.parameters()).detach()
     exact_values, exact_vectors = torch.linalg.eigh(curvature.full_hessian(loss, theta))
     for which, k in (("LA", 6), ("SA", 3)):
         result = curvature.hessian_eigs(model, F.cross_entropy, data, k, which, chunk_size=64)
@@ -218,7 +219,7 @@ def test_per_example_losses_with_reduction_none_give_the_same_loss_and_spectrum(
     """reduction="none" with the per-example cross-entropy equals the default "mean" with F.cross_entropy."""
     model, data, mean_loss = small_problem("relu", n=200, sizes=(6, 12, 4), seed=1)
     none_loss = curvature.DatasetLoss(model, imp.cross_entropy, data, chunk_size=17, reduction="none")
-    theta = curvature.flat_params(model)
+    theta = parameters_to_vector(model.parameters()).detach()
     v = torch.randn(3, theta.numel(), generator=runtime.generator(2))
     torch.testing.assert_close(none_loss(theta), mean_loss(theta), rtol=1e-14, atol=0)
     torch.testing.assert_close(none_loss.gradient(theta), mean_loss.gradient(theta), rtol=1e-12, atol=1e-15)
@@ -235,7 +236,7 @@ def test_per_example_losses_with_reduction_none_give_the_same_loss_and_spectrum(
 
 def test_dataset_loss_checks_the_reduction():
     model, data, _ = small_problem()
-    theta = curvature.flat_params(model)
+    theta = parameters_to_vector(model.parameters()).detach()
     with pytest.raises(ValueError, match="reduction"):
         curvature.DatasetLoss(model, F.cross_entropy, data, reduction="sum")
     with pytest.raises(ValueError, match=r"reduction='none'.*got \(\)"):

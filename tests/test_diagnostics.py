@@ -393,3 +393,11 @@ def test_mode_hops_rejects_bad_labels() -> None:
         D.mode_hops(torch.tensor([0, 2]), 2)
     with pytest.raises(ValueError, match="labels must have shape"):
         D.mode_hops(torch.zeros(0, dtype=torch.long), 2)
+
+
+def test_spurious_fraction_counts_the_samples_off_the_data():
+    data = torch.zeros(10, 2, dtype=torch.float64)
+    pts = torch.tensor([[0.0, 0.05], [1.0, 0.0], [0.0, -2.0], [0.01, 0.0]], dtype=torch.float64)
+    assert D.spurious_fraction(pts, data, 0.1) == 0.5
+    with pytest.raises(ValueError, match="radius"):
+        D.spurious_fraction(pts, data, 0.0)

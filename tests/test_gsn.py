@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dae_tutor import checks, nets
+from dae_tutor.chains import gaussian_dae_step
 from dae_tutor.corruption import gaussian, salt_and_pepper
+from dae_tutor.diagnostics import spurious_fraction
 from dae_tutor.nets import BernoulliDAE, DeepGSN, ScaledHead
-from dae_tutor.train import train_loop
+from dae_tutor.train import gaussian_walkback_loss, train_loop
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -82,6 +84,14 @@ def test_gaussian_corruption_moments_and_seeding():
     assert torch.equal(gaussian(x, 0.0), x)
 
 
+def test_unchecked_corruptions_draw_the_same_numbers():
+    """``check=False`` (the models' inner loops) skips the argument checks, not a random draw."""
+    x = torch.rand(50, 7, generator=gen(1), dtype=torch.float64)
+    assert torch.equal(gaussian(x, 0.3, gen(2), check=False), gaussian(x, 0.3, gen(2)))
+    bits = (x < 0.5).double()
+    assert torch.equal(salt_and_pepper(bits, 0.4, gen(3), check=False), salt_and_pepper(bits, 0.4, gen(3)))
+
+
 @pytest.mark.parametrize(
     ("call", "error", "name"),
     [
@@ -94,6 +104,8 @@ def test_gaussian_corruption_moments_and_seeding():
         (lambda: salt_and_pepper(torch.zeros(3), 0.4, 5), TypeError, "generator"),
         (lambda: gaussian(torch.zeros(3), -1.0), ValueError, "sigma"),
         (lambda: gaussian(torch.tensor([math.nan]), 1.0), ValueError, "x"),
+        (lambda: gaussian(torch.zeros(3), 1.0, check=1), TypeError, "check"),
+        (lambda: salt_and_pepper(torch.zeros(3), 0.4, check="no"), TypeError, "check"),
     ],
 )
 def test_corruption_bad_arguments_name_the_argument(call, error, name):
@@ -333,28 +345,7 @@ def test_sampling_with_a_logit_scale_sharpens_the_means(digits):
         gsn.sample_chain(x, 3, gen(0), logit_scale=0.0)
 
 
-def test_gaussian_head_walkback_loss_and_step():
-    """The Gaussian-head DAE: one walkback step is the DAE squared error / 2s^2 on the same noise; the
-    chain step is r(x + sigma eps) + s eps'."""
-    r = nets.AutoEncoder(2, 16, seed=0, dtype=torch.float64)
-    x = torch.randn(64, 2, generator=gen(0), dtype=torch.float64)
-    sigma, s = 0.3, 0.1
-    noise = torch.randn(x.shape, generator=gen(1), dtype=torch.float64)
-    want = (r(x + sigma * noise) - x).pow(2).sum(1).mean() / (2 * s**2)
-    got = nets.gaussian_walkback_loss(r, x, sigma, s, gen(1))
-    torch.testing.assert_close(got, want)
-    two = nets.gaussian_walkback_loss(r, x, sigma, s, gen(1), walkback_steps=3)
-    assert two > got and math.isfinite(two.item())
-    g = gen(2)
-    eps1, eps2 = (torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in range(2))
-    torch.testing.assert_close(nets.gaussian_dae_step(r, x, sigma, s, gen(2)), r(x + sigma * eps1) + s * eps2)
-    data = torch.zeros(10, 2, dtype=torch.float64)
-    pts = torch.tensor([[0.0, 0.05], [1.0, 0.0], [0.0, -2.0], [0.01, 0.0]], dtype=torch.float64)
-    assert nets.spurious_fraction(pts, data, 0.1) == 0.5
-    with pytest.raises(ValueError, match="walkback_steps"):
-        nets.gaussian_walkback_loss(r, x, sigma, s, walkback_steps=0)
-    with pytest.raises(ValueError, match="radius"):
-        nets.spurious_fraction(pts, data, 0.0)
+def test_scaled_head_needs_at_least_one_step():
     with pytest.raises(ValueError, match="n_steps"):
         ScaledHead(0)
 
@@ -385,14 +376,14 @@ def test_t24_walkback_does_not_add_spurious_samples_on_the_spiral():
 
         def loss_fn(r=r, g=g, steps=steps) -> torch.Tensor:
             batch = data[torch.randint(len(data), (256,), generator=g)]
-            return nets.gaussian_walkback_loss(r, batch, 0.05, 0.01, g, walkback_steps=steps)
+            return gaussian_walkback_loss(r, batch, 0.05, 0.01, g, walkback_steps=steps)
 
         train_loop(loss_fn, r, steps=2000, lr=3e-3, progress=False)
         x = 1.2 * torch.rand(1000, 2, generator=runtime.generator(2)) - 0.6
         g = runtime.generator(3)
         for _ in range(100):
-            x = nets.gaussian_dae_step(r, x, 0.05, 0.01, g)
-        fractions[steps] = nets.spurious_fraction(x, data, 0.05)
+            x = gaussian_dae_step(r, x, 0.05, 0.01, g)
+        fractions[steps] = spurious_fraction(x, data, 0.05)
     print("off-data fractions (plain, walkback):", fractions)
     assert fractions[4] <= fractions[1] + 0.05, fractions
 

@@ -27,7 +27,9 @@ Skipped, with the reason:
 * Records built by the package, not by a reader: ``Eigenpairs``, ``LineSearch``, ``ProbeResult``,
   ``History``, ``RunResult``, and the exceptions ``ConvergenceError``, ``DivergenceError``,
   ``StoreError``.
-* ``checks``: the helpers themselves (tested directly in ``test_core.py``).
+* ``checks``: the helpers themselves (tested directly in ``test_core.py``), except ``checks.stochastic``.
+* ``Categorical.rows``, ``Categorical.one``: the NumPy inner loop of the finite-state samplers (their
+  checks are tested in ``test_markov.py``).
 * ``probes.tap``: a context manager over the same arguments as ``probes.capture`` (fuzzed).
 * Callables passed as arguments (``loss_fn``, ``r``, ``score_fn``, ``matvec``, ``build``) are fuzzed only
   for their type; what they return is the caller's contract.
@@ -52,16 +54,19 @@ from dae_tutor import (
     baselines,
     cache,
     chains,
+    checks,
     classifiers,
     corruption,
     curvature,
     data,
     densities,
+    depnets,
     diagnostics,
     distributed,
     evaluate,
     gan_theory,
     importance,
+    markov,
     nets,
     plots,
     probes,
@@ -213,16 +218,19 @@ R4 = chains.bayes_reconstruction(P4, C4)
 T4 = chains.dae_transition(C4, R4)
 F64, G46 = stoch(6, 4, 1), stoch(4, 6, 2)
 F655 = stoch(30, 5, 4).reshape(6, 5, 5)
-KS = chains.site_kernels(chains.random_conditionals(3, g()))
+KS = depnets.site_kernels(depnets.random_conditionals(3, g()))
 STATE = T("type", "ndim", "float", "range", out=(-1, K))
 
 case(
-    "chains.check_stochastic",
-    chains.check_stochastic,
+    "checks.stochastic",
+    checks.stochastic,
     lambda: dict(name="T", value=T4),
     expect={"value": "T"},
     value=T(*STOCH),
 )
+case("markov.check_two_stage", markov.check_two_stage, lambda: dict(C=C4, R=R4), C=T(*STOCH), R=T(*STOCH))
+case("markov.uniforms", markov.uniforms, lambda: dict(n=3, generator=g()), n=Int(0), generator=GEN)
+case("markov.Categorical", markov.Categorical, lambda: dict(probs=stoch(3, K)), probs=T(*STOCH))
 case(
     "chains.corruption_matrix",
     chains.corruption_matrix,
@@ -258,32 +266,32 @@ case(
     K=Int(),
     alpha=POS0,
 )
-for fn in ("closed_classes", "second_eigenvalue_modulus", "fundamental_matrix"):
-    case(f"chains.{fn}", getattr(chains, fn), lambda: dict(T=T4), T=T(*STOCH))
+for fn in ("closed_classes", "gth_solve", "second_eigenvalue_modulus", "fundamental_matrix"):
+    case(f"markov.{fn}", getattr(markov, fn), lambda: dict(T=T4), T=T(*STOCH))
 case(
-    "chains.stationary_distribution",
-    chains.stationary_distribution,
+    "markov.stationary_distribution",
+    markov.stationary_distribution,
     lambda: dict(T=T4, method="lstsq"),
     T=T(*STOCH),
     method=CHOICE,
 )
 case(
-    "chains.detailed_balance_violation",
-    chains.detailed_balance_violation,
+    "markov.detailed_balance_violation",
+    markov.detailed_balance_violation,
     lambda: dict(T=T4, pi=P4),
     T=T(*STOCH),
     pi=T(*A, "range", "width"),
 )
 case(
-    "chains.tv_distance",
-    chains.tv_distance,
+    "markov.tv_distance",
+    markov.tv_distance,
     lambda: dict(p=P4, q=P4.flip(0)),
     p=T(*A, "range", "width"),
     q=T(*A, "range", "width"),
 )
 case(
-    "chains.schweitzer_bound",
-    chains.schweitzer_bound,
+    "markov.schweitzer_bound",
+    markov.schweitzer_bound,
     lambda: dict(T=T4, T_tilde=stoch(K, seed=5)),
     T=T(*STOCH),
     T_tilde=T(*STOCH),
@@ -329,8 +337,8 @@ case(
     generator=GEN,
 )
 case(
-    "chains.sample_chain",
-    chains.sample_chain,
+    "markov.sample_chain",
+    markov.sample_chain,
     lambda: dict(transition=T4, x0=torch.tensor([0, 2]), n_steps=3, generator=g()),
     transition=T(*STOCH),
     x0=STATE,
@@ -359,7 +367,7 @@ case(
     generator=GEN,
     training=BOOL,
 )
-case("chains.binary_states", chains.binary_states, lambda: dict(d=3), d=Int())
+case("markov.binary_states", markov.binary_states, lambda: dict(d=3), d=Int())
 case(
     "chains.salt_and_pepper_kernel",
     chains.salt_and_pepper_kernel,
@@ -413,8 +421,8 @@ case(
     g=T(*STOCH),
 )
 case(
-    "chains.eq55_residual",
-    chains.eq55_residual,
+    "chains.clamped_encoder_residual",
+    chains.clamped_encoder_residual,
     lambda: dict(pi_joint=chains.encoder_decoder_joint(F64, G46), f=F64, S=torch.tensor([0, 2])),
     pi_joint=T(*A, "range", "width"),
     f=T(*STOCH),
@@ -451,14 +459,14 @@ case(
     n_h=Int(),
 )
 case(
-    "chains.conditionals_from_joint",
-    chains.conditionals_from_joint,
+    "depnets.conditionals_from_joint",
+    depnets.conditionals_from_joint,
     lambda: dict(P=pvec(8)),
     P=T(*A, "range", "width"),
 )
 case(
-    "chains.random_conditionals",
-    chains.random_conditionals,
+    "depnets.random_conditionals",
+    depnets.random_conditionals,
     lambda: dict(d=3, generator=g(), low=0.1, high=0.9),
     d=Int(),
     generator=GEN,
@@ -466,34 +474,34 @@ case(
     high=PROB,
 )
 case(
-    "chains.site_kernels",
-    chains.site_kernels,
-    lambda: dict(conds=chains.random_conditionals(3, g())),
+    "depnets.site_kernels",
+    depnets.site_kernels,
+    lambda: dict(conds=depnets.random_conditionals(3, g())),
     conds=T(*A, "range", "width"),
 )
 case(
-    "chains.random_scan_kernel",
-    chains.random_scan_kernel,
+    "depnets.random_scan_kernel",
+    depnets.random_scan_kernel,
     lambda: dict(Ks=KS, w=torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)),
     Ks=T(*A, "range", "width"),
     w=T(*A, "range", "width"),
 )
 case(
-    "chains.systematic_scan_kernel",
-    chains.systematic_scan_kernel,
+    "depnets.systematic_scan_kernel",
+    depnets.systematic_scan_kernel,
     lambda: dict(Ks=KS, order=torch.tensor([2, 0, 1])),
     Ks=T(*A, "range", "width"),
     order=T("type", "ndim", "empty", "float", "range", out=(-1, 3)),
 )
 case(
-    "chains.augmented_ordered_chain",
-    chains.augmented_ordered_chain,
+    "depnets.augmented_ordered_chain",
+    depnets.augmented_ordered_chain,
     lambda: dict(Ks=KS),
     Ks=T(*A, "range", "width"),
 )
 case(
-    "chains.conditional_null_space",
-    chains.conditional_null_space,
+    "depnets.conditional_null_space",
+    depnets.conditional_null_space,
     lambda: dict(P=pvec(8), rtol=1e-10),
     P=T(*A, "range", "width"),
     rtol=POS,
@@ -912,7 +920,6 @@ case(
     max_iter=Int(),
     generator=GEN,
 )
-case("curvature.flat_params", curvature.flat_params, lambda: dict(model=small_net()), model=MODULE)
 DSET = lambda: dict(model=small_net(), loss_fn=nn.functional.cross_entropy, data=(XB, YB))  # noqa: E731
 DATA = Kind(
     lambda v: st.sampled_from([XB, (XB,), (), (XB, YB[:3]), (XB.long(), YB), "data", (XB[:0], YB[:0])])
@@ -930,8 +937,12 @@ case(
     generator=GEN,
 )
 DL = curvature.DatasetLoss(small_net(), nn.functional.cross_entropy, (XB, YB))
-NP = DL.n_params if hasattr(DL, "n_params") else curvature.flat_params(small_net()).numel()
-THETA = curvature.flat_params(small_net()).detach()
+NP = (
+    DL.n_params
+    if hasattr(DL, "n_params")
+    else nn.utils.parameters_to_vector(small_net().parameters()).numel()
+)
+THETA = nn.utils.parameters_to_vector(small_net().parameters()).detach()
 case("DatasetLoss.gradient", lambda theta: DL.gradient(theta), lambda: dict(theta=THETA), theta=VEC)
 case(
     "DatasetLoss.hvp",
@@ -1167,8 +1178,8 @@ case(
     step=Kind(lambda v: st.sampled_from([1.5, "1", -1, 3, 10])),
 )
 case(
-    "nets.gaussian_dae_step",
-    nets.gaussian_dae_step,
+    "chains.gaussian_dae_step",
+    chains.gaussian_dae_step,
     lambda: dict(r=AE, x=x2(3), sigma=0.3, s=0.1, generator=g()),
     r=CALL,
     x=T(*F, "width"),
@@ -1177,8 +1188,8 @@ case(
     generator=GEN,
 )
 case(
-    "nets.gaussian_walkback_loss",
-    nets.gaussian_walkback_loss,
+    "train.gaussian_walkback_loss",
+    train.gaussian_walkback_loss,
     lambda: dict(r=AE, x=x2(3), sigma=0.3, s=0.1, generator=g(), walkback_steps=2),
     r=CALL,
     x=T(*F, "width"),
@@ -1188,8 +1199,8 @@ case(
     walkback_steps=Int(),
 )
 case(
-    "nets.spurious_fraction",
-    nets.spurious_fraction,
+    "diagnostics.spurious_fraction",
+    diagnostics.spurious_fraction,
     lambda: dict(samples=x2(5), data=x2(4, seed=1), radius=0.5),
     samples=T(*F, "width"),
     data=T(*F, "width"),
@@ -1769,8 +1780,6 @@ KNOWN = {
     "baselines.train_gan-betas",
     "baselines.train_gan-progress",
     "baselines.train_rbm-progress",
-    "chains.nonparametric_dae_step-train_x",
-    "chains.nonparametric_dae_step-x",
     "classifiers.MnistConvNet-channels",
     "classifiers.SmallResNet-channels",
     "classifiers.fit_classifier-snapshot_steps",
@@ -1808,12 +1817,6 @@ KNOWN = {
     "importance.simulate_issgd-y",
     "importance.trace_covariance-grad_norms",
     "nets.DeepAutoEncoder-hidden",
-    "nets.gaussian_dae_step-r",
-    "nets.gaussian_dae_step-x",
-    "nets.gaussian_walkback_loss-r",
-    "nets.gaussian_walkback_loss-x",
-    "nets.spurious_fraction-data",
-    "nets.spurious_fraction-samples",
     "probes.capture-layers",
     "probes.errors-results",
     "probes.monotonicity_violations-values",

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from dae_tutor.errors import DivergenceError
 from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
-from dae_tutor.train import dae_loss, fit_dae, fit_dae_ensemble, train_loop
+from dae_tutor.train import dae_loss, fit_dae, fit_dae_ensemble, gaussian_walkback_loss, train_loop
 
 F64 = torch.float64
 
@@ -383,3 +383,16 @@ def test_fit_dae_records_its_sigma_and_the_state_dict_carries_it():
     fresh_deep = DeepAutoEncoder(2, (8, 8), dtype=torch.float64)
     fresh_deep.load_state_dict(deep.state_dict())
     assert fresh_deep.sigma == 0.2
+def test_gaussian_walkback_loss_one_step_is_the_dae_error_over_two_s_squared():
+    """The Gaussian-head DAE: one walkback step is the DAE squared error / 2s^2 on the same noise."""
+    r = AutoEncoder(2, 16, seed=0, dtype=torch.float64)
+    x = torch.randn(64, 2, generator=_gen(0), dtype=torch.float64)
+    sigma, s = 0.3, 0.1
+    noise = torch.randn(x.shape, generator=_gen(1), dtype=torch.float64)
+    want = (r(x + sigma * noise) - x).pow(2).sum(1).mean() / (2 * s**2)
+    got = gaussian_walkback_loss(r, x, sigma, s, _gen(1))
+    torch.testing.assert_close(got, want)
+    two = gaussian_walkback_loss(r, x, sigma, s, _gen(1), walkback_steps=3)
+    assert two > got and math.isfinite(two.item())
+    with pytest.raises(ValueError, match="walkback_steps"):
+        gaussian_walkback_loss(r, x, sigma, s, walkback_steps=0)
