@@ -383,6 +383,8 @@ def test_fit_dae_records_its_sigma_and_the_state_dict_carries_it():
     fresh_deep = DeepAutoEncoder(2, (8, 8), dtype=torch.float64)
     fresh_deep.load_state_dict(deep.state_dict())
     assert fresh_deep.sigma == 0.2
+
+
 def test_gaussian_walkback_loss_one_step_is_the_dae_error_over_two_s_squared():
     """The Gaussian-head DAE: one walkback step is the DAE squared error / 2s^2 on the same noise."""
     r = AutoEncoder(2, 16, seed=0, dtype=torch.float64)
