@@ -65,7 +65,7 @@ def hvp(loss_fn: Loss, params: torch.Tensor, v: torch.Tensor, *, method: str = "
     v = checks.tensor("v", v)
     if v.dim() not in (1, 2) or v.shape[-1] != params.shape[0]:
         raise ValueError(
-            f"v must have shape (d,) or (m, d) with d = {params.shape[0]} the length of params, "
+            f"v must have shape (d,) or (m, d), last dimension d = {params.shape[0]} the length of params, "
             f"got {tuple(v.shape)}"
         )
     method = checks.one_of("method", method, HVP_METHODS)

@@ -96,7 +96,7 @@ def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def loss_by_name(name: str) -> LossFn:
     """The per-example loss called ``name`` (``"cross_entropy"`` or ``"mse"``): picklable, for workers."""
-    return {"cross_entropy": cross_entropy, "mse": mse}[checks.one_of("name", name, LOSSES)]
+    return {"cross_entropy": cross_entropy, "mse": mse}[checks.one_of("name (of the loss)", name, LOSSES)]
 
 
 # ----------------------------------------------------------------------------- per-example norms
