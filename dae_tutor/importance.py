@@ -70,9 +70,8 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             f"target must have one class per row of output ({output.shape[0]}), got {target.shape[0]}"
         )
     if not checks.holds(((target >= 0) & (target < output.shape[1])).all()):
-        raise ValueError(
-            f"target must hold classes in [0, {output.shape[1]}), got {target.min()}..{target.max()}"
-        )
+        low, high = int(target.min()), int(target.max())
+        raise ValueError(f"target must be classes in [0, {output.shape[1]}), got {low} to {high}")
     return F.cross_entropy(output, target, reduction="none")
 
 
@@ -103,7 +102,11 @@ def loss_by_name(name: str) -> LossFn:
 
 
 def check_batch(model: object, loss_fn: object, x: object, y: object) -> None:
-    """Raise ``TypeError``/``ValueError`` unless (model, loss_fn, x, y) is a usable labelled batch."""
+    """Raise ``TypeError``/``ValueError`` unless (model, loss_fn, x, y) is a usable labelled batch.
+
+    Beyond the types and shapes, one trial forward pass (no gradient, the model in eval mode, its modes
+    restored after) checks that ``model`` takes ``x`` and that ``loss_fn`` takes its output and ``y``.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):

@@ -31,9 +31,11 @@ Skipped, with the reason:
   ``importance.mse``'s ``output``), per-example losses (``importance.importance_loss``) and the input of
   the forwards of ``nets.AutoEncoder``, ``nets.MLP`` and ``nets.DeepAutoEncoder`` (which may be another
   network's output: D on G(z), r on the walkback chain's samples). A NaN there is a training failure,
-  which the training loops report as ``DivergenceError``; the check would also cost 2-3 % of a
-  ``train.fit_dae`` step (about 20 µs a forward against 0.8 ms a step). These forwards also map an
-  empty batch (0, d) to an empty output (``test_nets.py``), so it is not a bad value for them.
+  which the training loops report as ``DivergenceError`` (the check would also cost about 20 µs a
+  forward, 1-3 % of a ``train.fit_dae`` step of a small 2-d DAE). These forwards also map an empty
+  batch (0, d) to an empty output (``test_nets.py``), so it is not a bad value for them.
+* Kinds that follow a documented shape: ``GaussianMixture`` methods on (..., d) take any rank,
+  ``hvp``'s ``v`` is (d,) or (m, d), and ``full_hessian``'s test loss takes ``params`` of any length.
 * Callables passed as arguments (``loss_fn``, ``r``, ``score_fn``, ``matvec``, ``build``) are fuzzed only
   for their type; what they return is the caller's contract.
 """
