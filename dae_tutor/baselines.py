@@ -41,12 +41,6 @@ GAN_OUTPUTS = ("linear", "sigmoid")
 MAX_ENUMERATION_UNITS = 20  # exact log Z enumerates 2^n states of the smaller layer, n <= 20
 
 
-def _sizes(name: str, value: object) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(f"{name} must be a sequence of integers, got {type(value).__name__}")
-    return tuple(checks.positive_int(f"{name}[{i}]", n) for i, n in enumerate(value))
-
-
 # ----------------------------------------------------------------------------- GAN
 
 
@@ -85,8 +79,8 @@ class GAN(nn.Module):
         self.prior = checks.one_of("prior", prior, NOISE_PRIORS)
         seed = checks.positive_int("seed", seed, minimum=0)
         kw = {"activation": activation, "dtype": dtype, "device": device}
-        g_sizes = [self.noise_dim, *_sizes("generator_hidden", generator_hidden), self.data_dim]
-        d_sizes = [self.data_dim, *_sizes("discriminator_hidden", discriminator_hidden), 1]
+        g_sizes = [self.noise_dim, *checks.int_sequence("generator_hidden", generator_hidden), self.data_dim]
+        d_sizes = [self.data_dim, *checks.int_sequence("discriminator_hidden", discriminator_hidden), 1]
         self.generator = nets.MLP(g_sizes, seed=seed, **kw)
         self.discriminator = nets.MLP(d_sizes, seed=seed + 1, **kw)
 
@@ -105,7 +99,13 @@ class GAN(nn.Module):
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """x = G(z), shape (n, data_dim) (differentiable; sigmoid output when ``output="sigmoid"``)."""
-        return self._generate(checks.tensor("z", z, ndim=2, last_dim=self.noise_dim))
+        return self._generate(self._z(z))
+
+    def _z(self, z: object) -> torch.Tensor:
+        return checks.tensor("z", z, ndim=2, last_dim=self.noise_dim, nonempty=True)
+
+    def _x(self, x: object) -> torch.Tensor:
+        return checks.tensor("x", x, ndim=2, last_dim=self.data_dim, nonempty=True)
 
     def _generate(self, z: torch.Tensor) -> torch.Tensor:
         x = self.generator(z)
@@ -118,7 +118,7 @@ class GAN(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """logit D(x), shape (n,)."""
-        return self._logits(checks.tensor("x", x, ndim=2, last_dim=self.data_dim))
+        return self._logits(self._x(x))
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.discriminator(x)[:, 0]
@@ -134,23 +134,33 @@ class GAN(nn.Module):
     def discriminator_loss(self, x: torch.Tensor, z: torch.Tensor, *, detach: bool = True) -> torch.Tensor:
         """−V(D, G), by default with G's samples detached: what D's step of Algorithm 1 descends.
 
-        Only the shapes are checked (a NaN here must reach :func:`train_gan`'s divergence check).
+        A NaN that arises inside G or D (not in ``x`` or ``z``) reaches :func:`train_gan`'s divergence check.
         """
-        x = checks.tensor("x", x, ndim=2, last_dim=self.data_dim, finite=False)
-        fake = self._generate(checks.tensor("z", z, ndim=2, last_dim=self.noise_dim, finite=False))
-        fake = fake.detach() if detach else fake
+        x, z = self._x(x), self._z(z)
+        fake = self._generate(z)
+        fake = fake.detach() if checks.boolean("detach", detach) else fake
         return F.softplus(-self._logits(x)).mean() + F.softplus(self._logits(fake)).mean()
 
     def generator_loss(self, z: torch.Tensor, kind: str = "non-saturating") -> torch.Tensor:
         """G's loss: mean log(1 − D(G(z))) (``"saturating"``, Eq. 1) or mean −log D(G(z)) (GAN paper §3)."""
         kind = checks.one_of("kind", kind, GENERATOR_LOSSES)
-        logits = self._logits(self._generate(checks.tensor("z", z, ndim=2, last_dim=self.noise_dim)))
+        logits = self._logits(self._generate(self._z(z)))
         return -F.softplus(logits).mean() if kind == "saturating" else F.softplus(-logits).mean()
 
     def generator_grad_norm(self, z: torch.Tensor, kind: str = "non-saturating") -> float:
         """‖∇_θg‖ of :meth:`generator_loss` at the current parameters (leaves no gradient behind)."""
         grads = torch.autograd.grad(self.generator_loss(z, kind), list(self.generator.parameters()))
         return torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
+
+
+def _betas(betas: object) -> tuple[float, float]:
+    """Adam's (β1, β2), each in [0, 1)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    out = tuple(checks.probability(f"betas[{i}]", b) for i, b in enumerate(betas))
+    if max(out) >= 1:
+        raise ValueError(f"betas must lie in [0, 1), got {betas}")
+    return out
 
 
 def _data_sampler(
@@ -212,6 +222,8 @@ def train_gan(
     batch_size = checks.positive_int("batch_size", batch_size)
     loss = checks.one_of("loss", loss, GENERATOR_LOSSES)
     lr = checks.positive_float("lr", lr)
+    betas = _betas(betas)
+    checks.boolean("progress", progress)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     sample_data = _data_sampler(data, gan.data_dim)
@@ -278,14 +290,15 @@ class RBM(nn.Module):
         self.n_hid = checks.positive_int("n_hid", n_hid)
         weight_std = checks.positive_float("weight_std", weight_std, allow_zero=True)
         gen = runtime.generator(checks.positive_int("seed", seed, minimum=0))
-        kw = {"dtype": dtype or torch.get_default_dtype(), "device": device}
+        kw = {"dtype": nets._dtype(dtype), "device": device}
         w = weight_std * torch.randn(self.n_vis, self.n_hid, generator=gen, dtype=torch.float64)
         self.W = nn.Parameter(w.to(**kw))
         self.b = nn.Parameter(_bias("b", b, self.n_vis, **kw))
         self.c = nn.Parameter(_bias("c", c, self.n_hid, **kw))
 
-    def _v(self, name: str, v: object) -> torch.Tensor:
-        v = checks.tensor(name, v, ndim=2, last_dim=self.n_vis)
+    def _v(self, name: str, v: object, width: int | None = None) -> torch.Tensor:
+        """(B, ``width``) units in [0, 1] of the model's dtype and device (default width: n_vis)."""
+        v = checks.tensor(name, v, ndim=2, last_dim=width or self.n_vis)
         if v.dtype != self.W.dtype or v.device != self.W.device:
             raise ValueError(f"{name} must have the model's dtype {self.W.dtype} and device {self.W.device}")
         return checks.unit_interval(name, v)
@@ -293,7 +306,7 @@ class RBM(nn.Module):
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """E(v, h) = −bᵀv − cᵀh − vᵀWh (eq. 20.5), shape (B,)."""
         v = self._v("v", v)
-        h = checks.tensor("h", h, ndim=2, last_dim=self.n_hid)
+        h = self._v("h", h, self.n_hid)
         if len(h) != len(v):
             raise ValueError(f"v and h must have the same batch size, got {len(v)} and {len(h)}")
         return -v @ self.b - h @ self.c - ((v @ self.W) * h).sum(-1)
@@ -309,8 +322,7 @@ class RBM(nn.Module):
 
     def visible_probs(self, h: torch.Tensor) -> torch.Tensor:
         """P(v_i = 1 | h) = σ(b_i + W_{i,:}h) (eq. 20.16), shape (B, n_vis)."""
-        h = checks.tensor("h", h, ndim=2, last_dim=self.n_hid)
-        return torch.sigmoid(h @ self.W.T + self.b)
+        return torch.sigmoid(self._v("h", h, self.n_hid) @ self.W.T + self.b)
 
     def _gibbs(self, v: torch.Tensor, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.bernoulli(torch.sigmoid(v @ self.W + self.c), generator=gen)
@@ -334,6 +346,7 @@ class RBM(nn.Module):
         v = self._v("v0", v0)
         n_steps = checks.positive_int("n_steps", n_steps)
         checks.generator("generator", generator, v)
+        checks.boolean("return_means", return_means)
         samples = v.new_empty(n_steps, *v.shape)
         means = v.new_empty(n_steps, *v.shape) if return_means else None
         for t in range(n_steps):
@@ -443,6 +456,7 @@ def train_rbm(
     batch_size = checks.positive_int("batch_size", batch_size)
     lr = checks.positive_float("lr", lr)
     momentum = checks.probability("momentum", momentum)
+    checks.boolean("progress", progress)
     gen = runtime.generator(checks.positive_int("seed", seed, minimum=0), data.device)
     if checks.boolean("init_visible", init_visible):
         with torch.no_grad():

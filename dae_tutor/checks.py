@@ -31,6 +31,15 @@ def boolean(name: str, value: object) -> bool:
     return value
 
 
+def real(name: str, value: object) -> float:
+    """Return ``value`` as a finite ``float`` after checking it is a real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
 def positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a finite ``float`` > 0 (or >= 0 with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, Real):
@@ -52,6 +61,15 @@ def probability(name: str, value: object) -> float:
     return value
 
 
+def int_sequence(name: str, value: object, *, minimum: int = 1, length: int | None = None) -> tuple[int, ...]:
+    """``value`` as a tuple: a sequence (not a string) of integers >= ``minimum`` (``length`` of them)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a sequence of integers, got {type(value).__name__}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must hold {length} integers, got {len(value)}")
+    return tuple(positive_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
+
+
 def one_of(name: str, value: object, choices: Sequence[str]) -> str:
     """Return ``value`` after checking it is one of the strings in ``choices``."""
     if not isinstance(value, str):
@@ -69,14 +87,14 @@ def tensor(
     last_dim: int | None = None,
     floating: bool = True,
     finite: bool = True,
+    nonempty: bool = False,
 ) -> torch.Tensor:
     """Check that ``value`` is a tensor of the expected rank, width and dtype.
 
     ``ndim`` fixes the number of dimensions, ``last_dim`` the size of the last
-    one; ``floating`` asks for a floating dtype; ``finite`` rejects NaN/inf. Inside
-    ``torch.func`` transforms (``vmap``, ``jacrev``) the finiteness check is skipped:
-    it is data-dependent control flow, which ``vmap`` refuses; the caller's own call,
-    outside the transform, has already made it.
+    one; ``floating`` asks for a floating dtype; ``finite`` rejects NaN/inf;
+    ``nonempty`` rejects a tensor with no entries. Inside ``torch.func.vmap`` the
+    finiteness check is skipped (see :func:`holds`).
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -86,10 +104,27 @@ def tensor(
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(value.shape)}")
     if last_dim is not None and (value.dim() == 0 or value.shape[-1] != last_dim):
         raise ValueError(f"{name} must have last dimension {last_dim}, got shape {tuple(value.shape)}")
-    transformed = torch._C._functorch.is_functorch_wrapped_tensor(value)
-    if finite and not transformed and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+    if nonempty and value.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+    if finite and value.is_floating_point() and not holds(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return value
+
+
+def holds(condition: torch.Tensor) -> bool:
+    """``bool(condition)`` of a one-element boolean tensor; ``True`` inside ``torch.func.vmap``.
+
+    ``vmap`` refuses data-dependent control flow (``bool`` of a batched tensor raises its
+    ``RuntimeError``) and torch has no public test for being inside it, so that error is
+    taken as the sign: the caller's own call, outside the transform, has made the check.
+    Any other ``RuntimeError`` propagates.
+    """
+    try:
+        return bool(condition)
+    except RuntimeError as err:
+        if "vmap" not in str(err):
+            raise
+        return True
 
 
 def as_tensor(

@@ -70,7 +70,7 @@ class MnistConvNet(nn.Module):
 
     def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 512, *, seed: int = 0) -> None:
         super().__init__()
-        c1, c2 = (checks.positive_int(f"channels[{i}]", c) for i, c in enumerate(channels))
+        c1, c2 = checks.int_sequence("channels", channels, length=2)
         hidden = checks.positive_int("hidden", hidden)
 
         def build() -> None:
@@ -143,7 +143,7 @@ class DeepMLP(nn.Module):
         _seeded(seed, build)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        checks.tensor("x", x, ndim=2)
+        checks.tensor("x", x, ndim=2, last_dim=self.layers[0].in_features, nonempty=True)
         h = self.get_submodule("h0")(x)
         skip = None
         for k, layer in enumerate(self.layers, start=1):
@@ -188,9 +188,7 @@ class SmallResNet(nn.Module):
         self, channels: tuple[int, int, int] = (16, 32, 64), blocks: int = 2, *, seed: int = 0
     ) -> None:
         super().__init__()
-        widths = [checks.positive_int(f"channels[{i}]", c) for i, c in enumerate(channels)]
-        if len(widths) != 3:
-            raise ValueError(f"channels must hold 3 stage widths, got {channels}")
+        widths = checks.int_sequence("channels", channels, length=3)
         blocks = checks.positive_int("blocks", blocks)
         self.probe_layers = ("input", "stem", *(f"add_{k + 1}" for k in range(3 * blocks)), "logits")
 
@@ -243,13 +241,15 @@ def fit_classifier(
     x = checks.tensor("x", x)
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"y must be a 1-d tensor of {x.shape[0]} labels")
+    if y.is_floating_point() or y.dtype == torch.bool or not bool((y >= 0).all()):
+        raise ValueError(f"y must hold class indices >= 0, got dtype {y.dtype}")
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
     if batch_size > x.shape[0]:
         raise ValueError(f"batch_size must be <= the number of examples {x.shape[0]}, got {batch_size}")
     per_epoch = x.shape[0] // batch_size
     steps = epochs * per_epoch
-    wanted = sorted({checks.positive_int("snapshot_steps", s, minimum=0) for s in snapshot_steps})
+    wanted = sorted(set(checks.int_sequence("snapshot_steps", snapshot_steps, minimum=0)))
     if wanted and wanted[-1] > steps:
         raise ValueError(f"snapshot_steps must be <= the {steps} training steps, got {wanted[-1]}")
     gen = runtime.generator(seed, x.device)

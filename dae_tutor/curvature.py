@@ -37,7 +37,7 @@ Loss = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _flat(name: str, value: object) -> torch.Tensor:
-    return checks.tensor(name, value, ndim=1)
+    return checks.tensor(name, value, ndim=1, nonempty=True)
 
 
 def _scalar(loss: object) -> torch.Tensor:
@@ -62,9 +62,12 @@ def hvp(loss_fn: Loss, params: torch.Tensor, v: torch.Tensor, *, method: str = "
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     params = _flat("params", params)
-    v = checks.tensor("v", v, last_dim=params.shape[0])
-    if v.dim() not in (1, 2):
-        raise ValueError(f"v must have shape (d,) or (m, d), got {tuple(v.shape)}")
+    v = checks.tensor("v", v)
+    if v.dim() not in (1, 2) or v.shape[-1] != params.shape[0]:
+        raise ValueError(
+            f"v must have shape (d,) or (m, d), last dimension d = {params.shape[0]} the length of params, "
+            f"got {tuple(v.shape)}"
+        )
     method = checks.one_of("method", method, HVP_METHODS)
     batched = v.dim() == 2
     rows = v if batched else v[None]
@@ -306,7 +309,7 @@ class DatasetLoss:
                 "data must hold as many inputs as targets (at least one), "
                 f"got {inputs.shape[0]} and {targets.shape[0]}"
             )
-        checks.tensor("inputs", inputs)
+        checks.tensor("data[0] (the inputs)", inputs)
         self.reduction = checks.one_of("reduction", reduction, REDUCTIONS)
         self.chunk_size = checks.positive_int("chunk_size", chunk_size)
         if subset is not None:
@@ -461,7 +464,10 @@ def line_search_along(
         raise ValueError(
             f"direction must have the shape of params {tuple(params.shape)}, got {tuple(direction.shape)}"
         )
-    grid = checks.as_tensor("alphas", alphas, dtype=torch.float64).reshape(-1).sort().values
+    grid = checks.as_tensor("alphas", alphas, dtype=torch.float64)
+    if grid.dim() != 1:
+        raise ValueError(f"alphas must be a 1-D sequence of step sizes, got shape {tuple(grid.shape)}")
+    grid = grid.sort().values
     if grid.numel() < 3:
         raise ValueError(f"alphas must hold at least 3 step sizes, got {grid.numel()}")
     refine = checks.boolean("refine", refine)
@@ -491,10 +497,16 @@ def line_search_along(
 
 
 def quadratic_model(loss0: float, slope: float, curvature: float, alphas: torch.Tensor) -> torch.Tensor:
-    """The quadratic model of ℓ(α) = L(θ − α c v): L(θ) − α c² + ½ λ α² c², with c = gᵀv and λ = vᵀHv."""
-    alphas = checks.as_tensor("alphas", alphas)
-    c2 = float(slope) ** 2
-    return loss0 - alphas * c2 + 0.5 * float(curvature) * alphas**2 * c2
+    """The quadratic model of ℓ(α) = L(θ − α c v): L(θ) − α c² + ½ λ α² c², with c = gᵀv and λ = vᵀHv.
+
+    ``loss0`` = L(θ), ``slope`` = c and ``curvature`` = λ are finite numbers; ``alphas`` a non-empty
+    1-D floating tensor; the result has its shape and dtype.
+    """
+    loss0, c, lam = (
+        checks.real(n, v) for n, v in (("loss0", loss0), ("slope", slope), ("curvature", curvature))
+    )
+    alphas = checks.tensor("alphas", alphas, ndim=1, nonempty=True)
+    return loss0 - alphas * c**2 + 0.5 * lam * alphas**2 * c**2
 
 
 # ----------------------------------------------------------------------------- the optimiser of app. 11.E

@@ -68,7 +68,10 @@ class GaussianMixture:
             raise ValueError(f"weights must have shape (K,) with K >= 1, got {tuple(w.shape)}")
         k = w.shape[0]
         if mu.dim() != 2 or mu.shape[0] != k or mu.shape[1] == 0:
-            raise ValueError(f"means must have shape (K, d) = ({k}, d) with d >= 1, got {tuple(mu.shape)}")
+            raise ValueError(
+                f"means must have one row per entry of weights, shape (K, d) = ({k}, d) with d >= 1, "
+                f"got {tuple(mu.shape)}"
+            )
         d = mu.shape[1]
         if bool((w < 0).any()):
             raise ValueError("weights must be non-negative")
@@ -142,7 +145,7 @@ class GaussianMixture:
         return f"GaussianMixture(n_components={self.n_components}, dim={self.dim}, dtype={self.dtype})"
 
     def _check_x(self, name: str, x: object) -> torch.Tensor:
-        return checks.tensor(name, x, last_dim=self.dim)
+        return checks.tensor(name, x, last_dim=self.dim, nonempty=True)
 
     def _params(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(log weights, means, precision Cholesky L^{-1}, log det S), cast like ``like``."""
@@ -273,7 +276,7 @@ class GaussianMixture:
 
         Randomness is drawn on the ``generator``'s device (CPU by default) and moved to ``x_tilde``'s.
         """
-        x_tilde = checks.tensor("x_tilde", x_tilde, ndim=2, last_dim=self.dim)
+        x_tilde = checks.tensor("x_tilde", x_tilde, ndim=2, last_dim=self.dim, nonempty=True)
         generator = checks.generator("generator", generator)
         w, means, cov = self.posterior(x_tilde, sigma)
         gen_device = generator.device if generator is not None else torch.device("cpu")

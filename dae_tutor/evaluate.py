@@ -85,7 +85,11 @@ def parzen_log_likelihood(
     distances are held in memory; the default keeps that under :data:`DEFAULT_MAX_ELEMENTS`.
     """
     samples, test, rows = _pair(samples, test, batch_size)
-    sigma = checks.positive_float("sigma", sigma)
+    return _parzen(samples, test, checks.positive_float("sigma", sigma), rows)
+
+
+def _parzen(samples: torch.Tensor, test: torch.Tensor, sigma: float, rows: int) -> torch.Tensor:
+    """:func:`parzen_log_likelihood` of checked arguments."""
     n, d = samples.shape
     samples = samples.double()
     sample_sq = samples.pow(2).sum(1)
@@ -107,7 +111,11 @@ def nearest_neighbours(
     Returns ``(distances [M], indices [M])`` on ``queries``' device, the distances in the promoted
     dtype of ``queries`` and ``reference``; chunked like :func:`parzen_log_likelihood`.
     """
-    reference, queries, rows = _pair(reference, queries, batch_size, ("reference", "queries"))
+    return _nearest(*_pair(reference, queries, batch_size, ("reference", "queries")))
+
+
+def _nearest(reference: torch.Tensor, queries: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`nearest_neighbours` of checked arguments."""
     ref_sq = reference.pow(2).sum(1)
     dist = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
     index = torch.empty(len(queries), dtype=torch.long, device=queries.device)
@@ -126,7 +134,8 @@ def mode_coverage(
     centre; a mode is *covered* when at least ``min_share`` of all samples are good samples at it
     (the book's diagnostics for the 2-D mixtures of chapter 3).
     """
-    dist, index = nearest_neighbours(samples, centres)
+    centres, samples, rows = _pair(centres, samples, None, ("centres", "samples"))
+    dist, index = _nearest(centres, samples, rows)
     radius = checks.positive_float("radius", radius)
     min_share = checks.probability("min_share", min_share)
     good = dist <= radius
@@ -157,9 +166,13 @@ def select_parzen_sigma(
 ) -> tuple[float, list[float]]:
     """The σ of ``sigmas`` (the papers': :data:`PAPERS_SIGMA_GRID`) with the highest mean validation
     log-likelihood, and the whole curve."""
+    samples, valid, rows = _pair(samples, valid, batch_size, ("samples", "valid"))
+    if isinstance(sigmas, (str, bytes)) or not isinstance(sigmas, Sequence):
+        raise TypeError(f"sigmas must be a sequence of bandwidths, got {type(sigmas).__name__}")
     if len(sigmas) == 0:
         raise ValueError("sigmas must hold at least one bandwidth")
-    curve = [parzen_log_likelihood(samples, valid, s, batch_size=batch_size).mean().item() for s in sigmas]
+    checked = [checks.positive_float(f"sigmas[{i}]", s) for i, s in enumerate(sigmas)]
+    curve = [_parzen(samples, valid, s, rows).mean().item() for s in checked]
     best = max(range(len(curve)), key=curve.__getitem__)
     return float(sigmas[best]), curve
 

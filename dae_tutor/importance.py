@@ -56,25 +56,57 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-example softmax cross-entropy (no reduction): the loss of the thesis's classifier."""
+    """Per-example softmax cross-entropy (no reduction): the loss of the thesis's classifier.
+
+    ``output``: (N, C) logits; ``target``: (N,) integer classes in [0, C).
+    """
+    # A NaN output is a training failure, which the training loops report as DivergenceError.
+    output = checks.tensor("output", output, ndim=2, nonempty=True, finite=False)
+    target = checks.tensor("target", target, ndim=1, floating=False)
+    if target.is_floating_point() or target.dtype == torch.bool:
+        raise TypeError(f"target must hold integer classes, got dtype {target.dtype}")
+    if target.shape[0] != output.shape[0]:
+        raise ValueError(
+            f"target must have one class per row of output ({output.shape[0]}), got {target.shape[0]}"
+        )
+    if not checks.holds(((target >= 0) & (target < output.shape[1])).all()):
+        low, high = int(target.min()), int(target.max())
+        raise ValueError(f"target must be classes in [0, {output.shape[1]}), got {low} to {high}")
     return F.cross_entropy(output, target, reduction="none")
 
 
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-example squared error summed over the output coordinates (no reduction)."""
+    """Per-example squared error Σ_j (output_j − target_j)² over the output coordinates (no reduction).
+
+    ``output`` and ``target``: (N, ...) of the same shape, N >= 1.
+    """
+    output = checks.tensor("output", output, nonempty=True, finite=False)  # as in cross_entropy
+    target = checks.tensor("target", target)
+    if output.dim() < 2:
+        raise ValueError(
+            f"output must be a batch (N, ...) of 2 dimensions or more, got shape {tuple(output.shape)}"
+        )
+    if target.shape != output.shape:
+        raise ValueError(
+            f"target must have the shape of output {tuple(output.shape)}, got {tuple(target.shape)}"
+        )
     return ((output - target) ** 2).flatten(1).sum(1)
 
 
 def loss_by_name(name: str) -> LossFn:
     """The per-example loss called ``name`` (``"cross_entropy"`` or ``"mse"``): picklable, for workers."""
-    return {"cross_entropy": cross_entropy, "mse": mse}[checks.one_of("loss", name, LOSSES)]
+    return {"cross_entropy": cross_entropy, "mse": mse}[checks.one_of("name (of the loss)", name, LOSSES)]
 
 
 # ----------------------------------------------------------------------------- per-example norms
 
 
 def check_batch(model: object, loss_fn: object, x: object, y: object) -> None:
-    """Raise ``TypeError``/``ValueError`` unless (model, loss_fn, x, y) is a usable labelled batch."""
+    """Raise ``TypeError``/``ValueError`` unless (model, loss_fn, x, y) is a usable labelled batch.
+
+    Beyond the types and shapes, one trial forward pass (no gradient, the model in eval mode, its modes
+    restored after) checks that ``model`` takes ``x`` and that ``loss_fn`` takes its output and ``y``.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -88,6 +120,24 @@ def check_batch(model: object, loss_fn: object, x: object, y: object) -> None:
         raise ValueError(f"y must have one entry per example of x ({x.shape[0]}), got shape {tuple(y.shape)}")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model has no parameter that requires grad")
+    modes = [m.training for m in model.modules()]
+    model.eval()  # the trial forward below must not update BatchNorm statistics nor draw dropout masks
+    try:
+        with torch.no_grad():
+            try:
+                output = model(x)
+            except RuntimeError as err:
+                raise ValueError(f"model cannot take x of shape {tuple(x.shape)}: {err}") from None
+            try:
+                loss_fn(output, y)
+            except (RuntimeError, IndexError, TypeError, ValueError) as err:
+                raise ValueError(
+                    f"loss_fn cannot score the model's output {tuple(output.shape)} against y "
+                    f"(shape {tuple(y.shape)}, dtype {y.dtype}): {err}"
+                ) from None
+    finally:
+        for m, mode in zip(model.modules(), modes, strict=True):
+            m.training = mode
 
 
 def _per_example_losses(loss_fn: LossFn, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -225,6 +275,13 @@ def per_example_grad_norms(
     check_batch(model, loss_fn, x, y)
     method = checks.one_of("method", method, METHODS)
     loss_fn = _per_example_fn(loss_fn, checks.one_of("reduction", reduction, REDUCTIONS))
+    return _grad_norms(model, loss_fn, x, y, method)
+
+
+def _grad_norms(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, method: str
+) -> torch.Tensor:
+    """:func:`per_example_grad_norms` of a checked batch and a per-example ``loss_fn``."""
     if method == "fc":
         sq = _fc_norms(model, loss_fn, x, y)
     elif method == "loop":
@@ -309,7 +366,10 @@ def importance_loss(per_example_losses: torch.Tensor, scale: torch.Tensor) -> to
     checks.tensor("per_example_losses", per_example_losses, ndim=1, finite=False)
     checks.tensor("scale", scale, ndim=1)
     if scale.shape != per_example_losses.shape:
-        raise ValueError(f"scale must have shape {tuple(per_example_losses.shape)}, got {tuple(scale.shape)}")
+        raise ValueError(
+            f"scale must have the shape of per_example_losses {tuple(per_example_losses.shape)}, "
+            f"got {tuple(scale.shape)}"
+        )
     return (scale.detach() * per_example_losses).mean()
 
 
@@ -331,7 +391,7 @@ def trace_covariance(
             second moment E‖ĝ‖², which orders proposals the same way.
         minibatch: M, the number of i.i.d. draws averaged.
     """
-    checks.tensor("grad_norms", grad_norms, ndim=1)
+    checks.tensor("grad_norms", grad_norms, ndim=1, nonempty=True)
     if bool((grad_norms < 0).any()):
         raise ValueError("grad_norms must be >= 0")
     norms = grad_norms.double()
@@ -362,6 +422,10 @@ def entropy(weights: torch.Tensor) -> float:
 def flat_grad(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """μ = ∇θ (1/N) Σ_n L_n on the batch, flattened (the "true gradient" g_TRUE)."""
     check_batch(model, loss_fn, x, y)
+    return _flat_grad(model, loss_fn, x, y)
+
+
+def _flat_grad(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
         loss = _per_example_losses(loss_fn, model(x), y).mean()
@@ -421,6 +485,8 @@ def simulate_issgd(
     checks.boolean("importance", importance)
     smoothing = checks.positive_float("smoothing", smoothing, allow_zero=True)
     checks.generator("generator", generator, like=x)
+    checks.boolean("progress", progress)
+    method = checks.one_of("method", method, METHODS)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr)
     hist = History()
@@ -432,7 +498,7 @@ def simulate_issgd(
     for step in tqdm(range(steps + 1), desc="ISSGD" if importance else "SGD", disable=not progress):
         refresh, log = importance and step % refresh_every == 0, step % log_every == 0 or step == steps
         if refresh or log:
-            norms = per_example_grad_norms(model, loss_fn, x, y, method=method)
+            norms = _grad_norms(model, loss_fn, x, y, method)
             bad = norms[~torch.isfinite(norms)]
             if len(bad):
                 raise DivergenceError(
@@ -442,7 +508,7 @@ def simulate_issgd(
             old = norms
             weights = smooth_weights(norms, smoothing * float(norms.mean()))
         if log:
-            mu_sq = float(flat_grad(model, loss_fn, x, y).double().pow(2).sum())
+            mu_sq = float(_flat_grad(model, loss_fn, x, y).double().pow(2).sum())
             with torch.no_grad():
                 out = model(x)
                 loss = float(_per_example_losses(loss_fn, out, y).mean())

@@ -61,6 +61,16 @@ def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -
     return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
 
 
+def _check_input(name: str, x: object, width: int) -> torch.Tensor:
+    """The input of a forward: a floating tensor (..., ``width``); an empty batch gives an empty output.
+
+    Not its finiteness: a forward's input may be another network's output (D on G(z), r on the
+    walkback chain's samples), where a NaN is a training failure that the training loops report as
+    :class:`~dae_tutor.errors.DivergenceError`.
+    """
+    return checks.tensor(name, x, last_dim=width, finite=False)
+
+
 def _dtype(dtype: torch.dtype | None) -> torch.dtype:
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -131,18 +141,20 @@ class AutoEncoder(TrainedAtSigma, nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """f(x) = tanh(b + W x), shape (..., h)."""
-        if x.shape[-1:] != (self.dim,):
-            raise ValueError(f"x must have last dimension {self.dim}, got shape {tuple(x.shape)}")
+        x = _check_input("x", x, self.dim)
         return torch.tanh(nn.functional.linear(x, self.W, self.b))
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """g(h) = c + V h (V = Wᵀ when tied), shape (..., d)."""
+        return self._decode(_check_input("h", h, self.hidden))
+
+    def _decode(self, h: torch.Tensor) -> torch.Tensor:
         V = self.W.T if self.V is None else self.V
         return nn.functional.linear(h, V, self.c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """r(x) = g(f(x)), same shape as ``x``."""
-        return self.decode(self.encode(x))
+        return self._decode(self.encode(x))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, hidden={self.hidden}, tied={self.tied}"
@@ -166,11 +178,9 @@ class MLP(nn.Sequential):
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
-            raise TypeError(f"sizes must be a sequence of integers, got {type(sizes).__name__}")
+        sizes = checks.int_sequence("sizes", sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes must hold at least an input and an output size, got {list(sizes)}")
-        sizes = [checks.positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
         checks.one_of("activation", activation, ACTIVATIONS)
         gen = _init_generator(seed, generator)
         kw = {"dtype": _dtype(dtype), "device": device}
@@ -189,6 +199,10 @@ class MLP(nn.Sequential):
         self.sizes = tuple(sizes)
         self.activation = activation
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output, shape (..., d_out), for ``x`` of shape (..., d_in)."""
+        return super().forward(_check_input("x", x, self.sizes[0]))
+
 
 class DeepAutoEncoder(TrainedAtSigma, MLP):
     """A deeper reconstruction function r: R^d → R^d, an :class:`MLP` d → hidden... → d.
@@ -202,18 +216,11 @@ class DeepAutoEncoder(TrainedAtSigma, MLP):
     ) -> None:
         """``options``: ``seed``, ``generator``, ``dtype``, ``device``, as for :class:`MLP`."""
         dim = checks.positive_int("dim", dim)
-        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
-            raise TypeError(f"hidden must be a sequence of integers, got {type(hidden).__name__}")
+        hidden = checks.int_sequence("hidden", hidden)
         if len(hidden) == 0:
             raise ValueError("hidden must hold at least one layer size, got an empty sequence")
         super().__init__([dim, *hidden, dim], activation, **options)
         self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """r(x), same shape as ``x``."""
-        if x.shape[-1:] != (self.dim,):
-            raise ValueError(f"x must have last dimension {self.dim}, got shape {tuple(x.shape)}")
-        return super().forward(x)
 
 
 # ----------------------------------------------------------------------------- binary data: DAE and GSN
@@ -412,18 +419,23 @@ class BernoulliDAE(_BinaryModel):
 
     def encode(self, x_tilde: torch.Tensor) -> torch.Tensor:
         """h = act(b + W x̃), shape (B, h)."""
-        a = nn.functional.linear(x_tilde, self.W, self.b)
-        return torch.tanh(a) if self.activation == "tanh" else torch.sigmoid(a)
+        return self._encode(self._check_x("x_tilde", x_tilde))
 
     def logits(self, x_tilde: torch.Tensor) -> torch.Tensor:
         """The logits c + V h of the reconstruction distribution, shape (B, d)."""
-        V = self.W.T if self.V is None else self.V
-        return nn.functional.linear(self.encode(x_tilde), V, self.c)
+        return self._logits(self._check_x("x_tilde", x_tilde))
 
     def forward(self, x_tilde: torch.Tensor) -> torch.Tensor:
         """The mean p = E_θ[X | x̃] = sigmoid(logits) in (0, 1), shape (B, d)."""
-        x_tilde = self._check_x("x_tilde", x_tilde)
         return torch.sigmoid(self.logits(x_tilde))
+
+    def _encode(self, x_tilde: torch.Tensor) -> torch.Tensor:
+        a = nn.functional.linear(x_tilde, self.W, self.b)
+        return torch.tanh(a) if self.activation == "tanh" else torch.sigmoid(a)
+
+    def _logits(self, x_tilde: torch.Tensor) -> torch.Tensor:
+        V = self.W.T if self.V is None else self.V
+        return nn.functional.linear(self._encode(x_tilde), V, self.c)
 
     def nll(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
         """Per-example cross-entropy −Σ_i [x_i log p_i + (1 − x_i) log(1 − p_i)], shape (B,).
@@ -433,7 +445,9 @@ class BernoulliDAE(_BinaryModel):
         """
         x = self._check_x("x", x)
         x_tilde = self._check_x("x_tilde", x_tilde)
-        return _nll(self.logits(x_tilde), x)
+        if x.shape != x_tilde.shape:
+            raise ValueError(f"x must have the shape of x_tilde {tuple(x_tilde.shape)}, got {tuple(x.shape)}")
+        return _nll(self._logits(x_tilde), x)
 
     def log_prob(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
         """log P_θ(x | x̃) for binary ``x``, shape (B,)."""
@@ -483,7 +497,7 @@ class BernoulliDAE(_BinaryModel):
     def _chain_step(
         self, state: torch.Tensor, generator: torch.Generator | None, sample_x: bool, alpha: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = alpha * self.logits(
+        logits = alpha * self._logits(
             corruption.salt_and_pepper(state, self.input_noise, generator, check=False)
         )
         x = _bernoulli(torch.sigmoid(logits), generator) if sample_x else torch.sigmoid(logits).detach()
@@ -547,16 +561,12 @@ class DeepGSN(_BinaryModel):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence):
-            raise TypeError(f"layer_sizes must be a sequence of integers, got {type(layer_sizes).__name__}")
-        if len(layer_sizes) < 2:
+        self.layer_sizes = checks.int_sequence("layer_sizes", layer_sizes)
+        if len(self.layer_sizes) < 2:
             raise ValueError(
                 "layer_sizes must hold the visible size and at least one hidden size, "
                 f"got {list(layer_sizes)}"
             )
-        self.layer_sizes = tuple(
-            checks.positive_int(f"layer_sizes[{i}]", n) for i, n in enumerate(layer_sizes)
-        )
         self.n_vis, self.depth = self.layer_sizes[0], len(self.layer_sizes) - 1
         self.sigma_hidden = checks.positive_float("sigma_hidden", sigma_hidden, allow_zero=True)
         self.input_noise = checks.probability("input_noise", input_noise)
@@ -749,7 +759,14 @@ class ScaledHead(nn.Module):
         return nn.functional.softplus(self.a)
 
     def log_prob(self, x: torch.Tensor, logits: torch.Tensor, step: int) -> torch.Tensor:
-        """log P(x | α_step · logits) of the factorized Bernoulli, summed over the last dimension."""
+        """log P(x | α_step · logits) of the factorized Bernoulli, summed over the last dimension.
+
+        ``x``: (B, d) with values in [0, 1]; ``logits``: of the same shape.
+        """
+        x = checks.unit_interval("x", checks.tensor("x", x, ndim=2))
+        logits = checks.tensor("logits", logits, ndim=2)
+        if logits.shape != x.shape:
+            raise ValueError(f"logits must have the shape of x {tuple(x.shape)}, got {tuple(logits.shape)}")
         step = checks.positive_int("step", step, minimum=0)
         if step >= self.n_steps:
             raise ValueError(f"step must be in [0, {self.n_steps}), got {step}")

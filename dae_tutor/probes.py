@@ -28,6 +28,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +60,7 @@ class RandomSubset:
 
     def columns(self, d: int) -> torch.Tensor:
         """The kept column indices (CPU int64) for a layer of ``d`` features."""
+        d = checks.positive_int("d", d)
         if d not in self._columns:
             perm = torch.randperm(d, generator=runtime.generator(self.seed))
             self._columns[d] = perm[: self.k].sort().values
@@ -177,8 +179,8 @@ def capture(
     if x.dim() == 0 or x.shape[0] == 0:
         raise ValueError(f"x must hold at least one example along its first dimension, got {tuple(x.shape)}")
     batch_size = checks.positive_int("batch_size", batch_size)
-    parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     with tap(model, layers, reduce) as store, torch.no_grad():
+        parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
         for start in range(0, x.shape[0], batch_size):
             store.clear()
             model(x[start : start + batch_size])
@@ -214,6 +216,11 @@ class ProbeResult:
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """W (h − mean)/scale + b for features ``h`` of shape (n, ...) (flattened)."""
+        h = checks.tensor("h", h, nonempty=True)
+        if h.dim() < 2 or h[0].numel() != self.weight.shape[1]:
+            raise ValueError(
+                f"h must be (n, ...) with {self.weight.shape[1]} features per row, got shape {tuple(h.shape)}"
+            )
         flat = h.flatten(1).to(self.weight.dtype)
         return ((flat - self.mean) / self.scale) @ self.weight.T + self.bias
 
@@ -671,6 +678,12 @@ def fit_probes(
 def errors(results: Mapping[str, ProbeResult], split: str = "test") -> dict[str, float]:
     """``{layer: error rate}`` on ``split`` ("train", "valid" or "test") from :func:`fit_probes`."""
     split = checks.one_of("split", split, ("train", "valid", "test"))
+    if not isinstance(results, Mapping) or not all(isinstance(r, ProbeResult) for r in results.values()):
+        raise TypeError(
+            f"results must be the dict of ProbeResult of fit_probes, got {type(results).__name__}"
+        )
+    if len(results) == 0:
+        raise ValueError("results must hold at least one probe")
     out = {}
     for name, result in results.items():
         value = getattr(result, f"{split}_error")
@@ -683,5 +696,10 @@ def errors(results: Mapping[str, ProbeResult], split: str = "test") -> dict[str,
 def monotonicity_violations(values: Sequence[float], tol: float) -> list[tuple[int, float]]:
     """Positions k where ``values[k+1] > values[k] + tol`` (an error that grows with depth), with the rise."""
     tol = checks.positive_float("tol", tol, allow_zero=True)
-    values = [float(v) for v in values]
+    if isinstance(values, (str, bytes, Real)):
+        raise TypeError(f"values must be a sequence of numbers, got {type(values).__name__}")
+    values = checks.as_tensor("values", values)
+    if values.dim() != 1:
+        raise ValueError(f"values must be a 1-D sequence of numbers, got shape {tuple(values.shape)}")
+    values = values.tolist()
     return [(k, b - a) for k, (a, b) in enumerate(itertools.pairwise(values)) if b > a + tol]

@@ -75,7 +75,7 @@ def dae_score(r: Fn, x: torch.Tensor, sigma: float | None = None) -> torch.Tenso
     ``r.sigma``, the σ :func:`~dae_tutor.train.fit_dae` trained ``r`` at.
     """
     r = _callable("r", r)
-    x = checks.tensor("x", x)
+    x = checks.tensor("x", x, nonempty=True)
     sigma = _sigma_of(r, sigma)
     return (_call_same_shape("r", r, x) - x) / sigma**2
 
@@ -88,7 +88,7 @@ def reconstruction_jacobian(r: Fn, x: torch.Tensor, *, chunk_size: int | None = 
     ``chunk_size`` bounds how many rows are processed together.
     """
     r = _callable("r", r)
-    x = checks.tensor("x", x, ndim=2)
+    x = checks.tensor("x", x, ndim=2, nonempty=True)
     if chunk_size is not None:
         chunk_size = checks.positive_int("chunk_size", chunk_size)
     _call_same_shape("r", r, x[:1])
@@ -339,7 +339,7 @@ def local_mean_mc(
     both ``(d,)``, the standard error being the delta-method one of the self-normalised estimate.
     """
     log_prob = _callable("log_prob", log_prob)
-    x0 = checks.tensor("x0", x0, ndim=1)
+    x0 = checks.tensor("x0", x0, ndim=1, nonempty=True)
     delta = checks.positive_float("delta", delta)
     n_samples = checks.positive_int("n_samples", n_samples, minimum=2)
     generator = checks.generator("generator", generator)

@@ -51,8 +51,8 @@ LBFGS_MAX_LINE_SEARCH = 25
 def _param_list(params: Iterable[torch.Tensor] | nn.Module) -> list[torch.Tensor]:
     if isinstance(params, nn.Module):
         params = params.parameters()
-    if isinstance(params, torch.Tensor):
-        raise TypeError("params must be an iterable of tensors or an nn.Module, got a single tensor")
+    if isinstance(params, (torch.Tensor, str, bytes)) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be an iterable of tensors or an nn.Module, got {type(params).__name__}")
     params = list(params)
     for p in params:
         if not isinstance(p, torch.Tensor) or not p.is_floating_point():

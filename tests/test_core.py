@@ -51,6 +51,27 @@ def test_tensor_checks_rank_width_dtype_and_finiteness():
         checks.tensor("x", np.zeros(3))
 
 
+def test_nonempty_int_sequence_and_real():
+    with pytest.raises(ValueError, match="x must not be empty"):
+        checks.tensor("x", torch.zeros(0, 3), nonempty=True)
+    assert checks.tensor("x", torch.zeros(0, 3)).shape == (0, 3)
+    assert checks.int_sequence("sizes", [2, 3], length=2) == (2, 3)
+    for bad, error in (("23", TypeError), ([2, 0], ValueError), ([2, 2.5], TypeError), ([2], ValueError)):
+        with pytest.raises(error, match="sizes"):
+            checks.int_sequence("sizes", bad, length=2)
+    assert checks.real("slope", -2) == -2.0
+    for bad, error in (("0.5", TypeError), (True, TypeError), (math.inf, ValueError)):
+        with pytest.raises(error, match="slope"):
+            checks.real("slope", bad)
+
+
+def test_holds_decides_outside_vmap_and_lets_other_errors_through():
+    assert checks.holds(torch.tensor(True)) and not checks.holds(torch.tensor(False))
+    assert torch.func.vmap(lambda t: t * checks.holds(t > 2))(torch.ones(3)).tolist() == [1.0] * 3
+    with pytest.raises(RuntimeError, match="meta"):
+        checks.holds(torch.ones(1, device="meta") > 0)
+
+
 def test_log_density_allows_zero_densities_only():
     x = torch.tensor([0.0, -math.inf, -3.0])
     assert checks.log_density("log_p", x) is x
