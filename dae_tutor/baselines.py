@@ -77,7 +77,7 @@ class GAN(nn.Module):
         self.noise_dim = checks.positive_int("noise_dim", noise_dim)
         self.output = checks.one_of("output", output, GAN_OUTPUTS)
         self.prior = checks.one_of("prior", prior, NOISE_PRIORS)
-        seed = checks.positive_int("seed", seed, minimum=0)
+        seed = checks.nonnegative_int("seed", seed)
         kw = {"activation": activation, "dtype": dtype, "device": device}
         g_sizes = [self.noise_dim, *checks.int_sequence("generator_hidden", generator_hidden), self.data_dim]
         d_sizes = [self.data_dim, *checks.int_sequence("discriminator_hidden", discriminator_hidden), 1]
@@ -227,7 +227,7 @@ def train_gan(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     sample_data = _data_sampler(data, gan.data_dim)
-    gen = runtime.generator(checks.positive_int("seed", seed, minimum=0), gan._like().device)
+    gen = runtime.generator(checks.nonnegative_int("seed", seed), gan._like().device)
     opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=betas)
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=betas)
     history: dict[str, list[float]] = {"value": [], "generator_loss": []}
@@ -289,7 +289,7 @@ class RBM(nn.Module):
         self.n_vis = checks.positive_int("n_vis", n_vis)
         self.n_hid = checks.positive_int("n_hid", n_hid)
         weight_std = checks.positive_float("weight_std", weight_std, allow_zero=True)
-        gen = runtime.generator(checks.positive_int("seed", seed, minimum=0))
+        gen = runtime.generator(checks.nonnegative_int("seed", seed))
         kw = {"dtype": nets._dtype(dtype), "device": device}
         w = weight_std * torch.randn(self.n_vis, self.n_hid, generator=gen, dtype=torch.float64)
         self.W = nn.Parameter(w.to(**kw))
@@ -457,7 +457,7 @@ def train_rbm(
     lr = checks.positive_float("lr", lr)
     momentum = checks.probability("momentum", momentum)
     checks.boolean("progress", progress)
-    gen = runtime.generator(checks.positive_int("seed", seed, minimum=0), data.device)
+    gen = runtime.generator(checks.nonnegative_int("seed", seed), data.device)
     if checks.boolean("init_visible", init_visible):
         with torch.no_grad():
             marginal = data.mean(0).clamp(1e-3, 1 - 1e-3)

@@ -133,8 +133,8 @@ def window_corruption(K: int, radius: int, *, device: torch.device | str | None 
     so the mass of the steps past an end piles up on that end (the corruption that shows the "desert"
     rule after [TH] App. 5.A, Cor. 2). ``radius=0`` gives the identity (no corruption).
     """
-    K = checks.positive_int("K", K, minimum=1)
-    radius = checks.positive_int("radius", radius, minimum=0)
+    K = checks.positive_int("K", K)
+    radius = checks.nonnegative_int("radius", radius)
     x = torch.arange(K, device=device)
     targets = (x[:, None] + torch.arange(-radius, radius + 1, device=device)[None]).clamp(0, K - 1)
     c = torch.zeros(K, K, dtype=F64, device=device)
@@ -688,7 +688,7 @@ def burnin_hidden(f: object, k: int | None = None, h_init: int = 0) -> torch.Ten
     """
     ft = _gsn_encoder("f", f)
     n_x, n_h, _ = ft.shape
-    h_init = checks.positive_int("h_init", h_init, minimum=0)
+    h_init = checks.nonnegative_int("h_init", h_init)
     if h_init >= n_h:
         raise ValueError(f"h_init must be a latent state in [0, {n_h}), got {h_init}")
     if k is None:

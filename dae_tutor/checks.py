@@ -15,13 +15,24 @@ import numpy as np
 import torch
 
 
-def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """Return ``value`` as an ``int`` after checking it is an integer >= ``minimum``."""
+def _integer_at_least(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` after checking it is an integer >= ``minimum`` (itself >= 1)."""
+    if minimum < 1:
+        raise ValueError(f"minimum must be >= 1 for a positive int, got {minimum}; use nonnegative_int")
+    return _integer_at_least(name, value, minimum)
+
+
+def nonnegative_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` after checking it is an integer >= 0 (a seed, an index, a count)."""
+    return _integer_at_least(name, value, 0)
 
 
 def boolean(name: str, value: object) -> bool:
@@ -67,7 +78,7 @@ def int_sequence(name: str, value: object, *, minimum: int = 1, length: int | No
         raise TypeError(f"{name} must be a sequence of integers, got {type(value).__name__}")
     if length is not None and len(value) != length:
         raise ValueError(f"{name} must hold {length} integers, got {len(value)}")
-    return tuple(positive_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
+    return tuple(_integer_at_least(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
 
 
 def one_of(name: str, value: object, choices: Sequence[str]) -> str:

@@ -30,7 +30,7 @@ from dae_tutor import checks, runtime, train
 
 def _seeded(seed: int, build: Callable[[], None]) -> None:
     """Run ``build`` (it creates layers) with torch's global generator seeded by ``seed``, then restored."""
-    seed = checks.positive_int("seed", seed, minimum=0)
+    seed = checks.nonnegative_int("seed", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         build()

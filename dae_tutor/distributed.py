@@ -82,7 +82,7 @@ def read_shard(store: Store, shard: int) -> tuple[int, int, np.ndarray] | None:
     """
     if not isinstance(store, Store):
         raise TypeError(f"store must be a dae_tutor.stores.Store, got {type(store).__name__}")
-    blob = store.get(_shard_key(checks.positive_int("shard", shard, minimum=0)))
+    blob = store.get(_shard_key(checks.nonnegative_int("shard", shard)))
     if blob is None:
         return None
     made, rank, _ = _WEIGHTS_HEADER.unpack_from(blob)
@@ -91,7 +91,7 @@ def read_shard(store: Store, shard: int) -> tuple[int, int, np.ndarray] | None:
 
 def default_shards(n: int, workers: int) -> int:
     """The default number of shards: 4 per worker, more when that leaves over 256 examples in one."""
-    n, workers = checks.positive_int("n", n), checks.positive_int("workers", workers, minimum=0)
+    n, workers = checks.positive_int("n", n), checks.nonnegative_int("workers", workers)
     return min(n, max(4 * max(workers, 1), math.ceil(n / 256)))
 
 
@@ -127,7 +127,7 @@ def worker_main(
     and on another machine (``model``, ``x``, ``y`` must match the master's).
     """
     n_workers = checks.positive_int("n_workers", n_workers)
-    if not 0 <= checks.positive_int("rank", rank, minimum=0) < min(n_workers, len(bounds)):
+    if not 0 <= checks.nonnegative_int("rank", rank) < min(n_workers, len(bounds)):
         raise ValueError(f"rank must be in [0, {min(n_workers, len(bounds))}), got {rank}")
     runtime.set_threads(1)
     loss_fn = imp.loss_by_name(loss)
@@ -295,7 +295,7 @@ def run_distributed(
     """
     loss_fn = imp.loss_by_name(loss)
     imp.check_batch(model, loss_fn, x, y)
-    workers = checks.positive_int("workers", workers, minimum=0)
+    workers = checks.nonnegative_int("workers", workers)
     mode = checks.one_of("mode", mode, MODES)
     if mode == "exact" and workers == 0:
         raise ValueError("mode='exact' needs at least one worker (the barrier waits for them)")
@@ -321,7 +321,7 @@ def run_distributed(
         initial = float(loss_fn(model(x), y).mean())
     prefix = f"issgd/{run_name or uuid.uuid4().hex[:12]}/"
     local_workers = workers if local_workers is None else local_workers
-    if checks.positive_int("local_workers", local_workers, minimum=0) > workers:
+    if checks.nonnegative_int("local_workers", local_workers) > workers:
         raise ValueError(f"local_workers ({local_workers}) must be <= workers ({workers})")
     db = connect(store, server=True, timeout=timeout, prefix=prefix)
     url = getattr(db, "url", store)

@@ -263,7 +263,7 @@ _BLOCK = 4096  # uniforms drawn per call to the generator
 def uniforms(n: int, generator: torch.Generator | None = None) -> np.ndarray:
     """``n`` float64 uniforms on [0, 1) from ``generator`` (torch's global one when ``None``), as a
     NumPy array: the random numbers of every finite-state sampler of the package."""
-    n = checks.positive_int("n", n, minimum=0)
+    n = checks.nonnegative_int("n", n)
     generator = checks.generator("generator", generator)
     device = generator.device if generator is not None else "cpu"
     return torch.rand(n, dtype=F64, device=device, generator=generator).cpu().numpy()
@@ -349,7 +349,7 @@ def sample_chain(
     device = stages[0].device
     k = stages[0].shape[0]
     start = checks.states("x0", x0, k, device)
-    n_steps = checks.positive_int("n_steps", n_steps, minimum=0)
+    n_steps = checks.nonnegative_int("n_steps", n_steps)
     generator = checks.generator("generator", generator)
     samplers = [Categorical(m) for m in stages]
     x = start.reshape(-1).cpu().numpy()

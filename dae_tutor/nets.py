@@ -53,7 +53,7 @@ def _init_generator(seed: int | None, generator: torch.Generator | None) -> torc
                 f"got one on {generator.device}"
             )
         return generator
-    return runtime.generator(0 if seed is None else checks.positive_int("seed", seed, minimum=0))
+    return runtime.generator(0 if seed is None else checks.nonnegative_int("seed", seed))
 
 
 def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> torch.Tensor:
@@ -767,7 +767,7 @@ class ScaledHead(nn.Module):
         logits = checks.tensor("logits", logits, ndim=2)
         if logits.shape != x.shape:
             raise ValueError(f"logits must have the shape of x {tuple(x.shape)}, got {tuple(logits.shape)}")
-        step = checks.positive_int("step", step, minimum=0)
+        step = checks.nonnegative_int("step", step)
         if step >= self.n_steps:
             raise ValueError(f"step must be in [0, {self.n_steps}), got {step}")
         return -_nll(self.alphas()[step] * logits, x)

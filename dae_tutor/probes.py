@@ -55,7 +55,7 @@ class RandomSubset:
 
     def __init__(self, k: int, seed: int = 0) -> None:
         self.k = checks.positive_int("k", k)
-        self.seed = checks.positive_int("seed", seed, minimum=0)
+        self.seed = checks.nonnegative_int("seed", seed)
         self._columns: dict[int, torch.Tensor] = {}
 
     def columns(self, d: int) -> torch.Tensor:
@@ -615,7 +615,7 @@ def fit_probes(
     lr = checks.positive_float("lr", lr)
     patience = checks.positive_int("patience", patience)
     checks.boolean("standardize", standardize)
-    seed = checks.positive_int("seed", seed, minimum=0)
+    seed = checks.nonnegative_int("seed", seed)
     solver = checks.one_of("solver", solver, ("adam", "lbfgs"))
     tol = checks.positive_float("tol", tol)
     checks.boolean("progress", progress)

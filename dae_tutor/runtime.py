@@ -43,7 +43,7 @@ def set_threads(n: int | None = None) -> int:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's global generators (for code we do not control)."""
-    seed = checks.positive_int("seed", seed, minimum=0)
+    seed = checks.nonnegative_int("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds legacy code we do not control)
     torch.manual_seed(seed)
@@ -55,5 +55,5 @@ def generator(seed: int, device: torch.device | str | None = None) -> torch.Gene
     Every stochastic function of the package takes one of these, so the same
     seed gives the same numbers.
     """
-    seed = checks.positive_int("seed", seed, minimum=0)
+    seed = checks.nonnegative_int("seed", seed)
     return torch.Generator(device=device or "cpu").manual_seed(seed)

@@ -444,7 +444,7 @@ def fit_dae(
         checks.boolean("progress", progress),
         checks.boolean("return_history", return_history),
     )
-    seed = checks.positive_int("seed", seed, minimum=0)
+    seed = checks.nonnegative_int("seed", seed)
     optimizer = checks.one_of("optimizer", optimizer, OPTIMIZERS)
     batch_size, fixed_noise, n_noise = _regime(optimizer, batch_size, fixed_noise, n_noise, samples.shape[0])
     dim = samples.shape[1]
@@ -593,7 +593,7 @@ def fit_dae_ensemble(
         raise TypeError(f"seeds must be an int, a sequence of ints or None, got {type(seeds).__name__}")
     if len(seeds) != M:
         raise ValueError(f"seeds must hold one seed per sigma ({M}), got {len(seeds)}")
-    seeds = [checks.positive_int(f"seeds[{m}]", s, minimum=0) for m, s in enumerate(seeds)]
+    seeds = [checks.nonnegative_int(f"seeds[{m}]", s) for m, s in enumerate(seeds)]
     if isinstance(hidden, bool) or not isinstance(hidden, int):
         raise TypeError(
             f"hidden must be an int (the ensemble trains one-hidden-layer AutoEncoders), got {hidden!r}"

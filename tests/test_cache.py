@@ -1,6 +1,8 @@
 """The model cache returns the same values, and leaves the same random state, cold or warm."""
 
+import pickle
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -83,3 +85,75 @@ def test_chapter2_training_and_sampling_path_is_identical_cold_then_warm(cache_d
     warm, warm_next = chapter2_path()
     assert torch.equal(cold, warm)
     assert cold_next == warm_next  # and the global generator is where it was
+
+
+def test_cache_round_trip_and_build_once(cache_dir):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"w": torch.arange(4.0)}
+
+    entry = cache.key("model", {"sigma": 0.1})
+    first = cache.cached(entry, build)
+    second = cache.cached(entry, build)
+    assert torch.equal(first["w"], second["w"]) and len(calls) == 1
+    assert (cache_dir / f"{entry}.pt").exists() and (cache_dir / f"{entry}.sha256").exists()
+    assert not list(cache_dir.glob("*.tmp"))
+
+
+def test_cache_key_depends_on_config():
+    assert cache.key("m", {"a": 1}) != cache.key("m", {"a": 2})
+    assert cache.key("m", {"a": 1, "b": 2}) == cache.key("m", {"b": 2, "a": 1})
+    with pytest.raises(ValueError, match="name"):
+        cache.key("bad name/..", {})
+    with pytest.raises(TypeError, match="config"):
+        cache.key("m", [1])
+
+
+def test_corrupt_cache_entry_is_reported_and_rebuilt(cache_dir):
+    entry = cache.key("model", {})
+    cache.save(entry, torch.ones(3))
+    path = cache_dir / f"{entry}.pt"
+    path.write_bytes(path.read_bytes()[:-10])  # truncate: the checksum no longer matches
+    with pytest.warns(UserWarning, match="corrupt"):
+        rebuilt = cache.cached(entry, lambda: torch.zeros(3))
+    assert torch.equal(rebuilt, torch.zeros(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(cache.load(entry), torch.zeros(3))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the planted file
+def test_cache_refuses_pickled_code(cache_dir):
+    entry = cache.key("evil", {})
+    cache.save(entry, {"ok": 1})
+    data = pickle.dumps(print)
+    path = cache_dir / f"{entry}.pt"
+    cache.write_bytes_atomic(path, data)
+    cache.write_bytes_atomic(path.with_suffix(".sha256"), cache.sha256(data).encode())
+    with pytest.raises(pickle.UnpicklingError, match="weights_only"):
+        cache.load(entry)
+
+
+def test_cached_requires_callable(cache_dir):
+    with pytest.raises(TypeError, match="build"):
+        cache.cached("x", 3)
+
+
+def test_cached_module_trains_once_and_restores_weights(cache_dir):
+    calls = []
+
+    def build():
+        calls.append(1)
+        module = torch.nn.Linear(3, 2)
+        torch.nn.init.constant_(module.weight, 0.25)
+        return module, [1.0, 0.5]
+
+    entry = cache.key("linear", {"in": 3})
+    first, history = cache.cached_module(entry, build, lambda: torch.nn.Linear(3, 2))
+    second, history_again = cache.cached_module(entry, build, lambda: torch.nn.Linear(3, 2))
+    assert len(calls) == 1 and history == history_again == [1.0, 0.5]
+    assert torch.equal(second.weight, torch.full((2, 3), 0.25)) and torch.equal(first.bias, second.bias)
+    with pytest.raises(TypeError, match="callables"):
+        cache.cached_module(entry, build, None)

@@ -2,32 +2,11 @@
 spec's reference numbers (``shared/spec/B_gsn.md`` N1-N14, T1-T13, T15, T17, T22; ``A_dae_score.md``
 §5.3.15) and Monte Carlo within CLT bounds.
 
-Spec B §4.3 property -> test (this file unless named):
-
-* T1  row-stochastic kernels: ``test_corruption_rows_sum_to_one``, ``test_t1_*``,
-  ``test_gaussian_grid_corruption_and_window_are_vectorised_and_stochastic``
-* T2  stationary solvers: ``tests/test_markov.py::test_t2_*`` and ``test_gth_*``
-* T3, T4 exact posterior, reversibility, spectrum: ``test_t3_t4_random_exact_chains_...``, ``test_n1_...``
-* T5  degenerate noise: ``test_n2_identity_corruption_is_reducible_...``
-* T6  counting estimator rate: ``test_n3_t6_counting_error_falls_like_n_to_the_minus_half``
-* T7  desert rule: ``test_n4_t7_local_corruption_must_cross_the_gap``
-* T8  Schweitzer: ``tests/test_markov.py::test_t8_*`` (+ N9 numbers)
-* T9  walkback fixed point: ``test_n10_t9_walkback_fixed_point``
-* T10 phi(T): ``test_n13_t10_walkback_chain_is_a_power_series_of_t``
-* T11 spurious-mode toy: ``test_n11_t11_walkback_removes_the_spurious_mode``
-* T12 Theorem 3: ``test_n8_t12_*``
-* T13 clamping: ``test_n14_t13_*``, ``test_t13_any_compatible_pair_clamps_exactly_...``
-* T14 dependency networks: ``tests/test_depnets.py::test_n15_t14_*``
-* T15 factorized projection: ``test_factorized_projection_by_hand_...``, ``test_n6_t15_*``
-  (N5 unimodal: ``test_n5_unimodal_decoder_u_curve``; N12: ``test_n12_walkback_inside_the_factorized_family``)
-* T16 salt-and-pepper statistics: ``tests/test_gsn.py::test_salt_and_pepper_corrupts_a_fraction_p_...``
-* T17 walk length: ``test_t17_*``
-* T18-T20 DeepGSN step / walkback / noiseless h_1 / clamping: ``tests/test_gsn.py`` (``test_gsn_*``,
-  ``test_walkback_loss_*``, ``test_clamped_entries_never_change_along_the_chain``)
-* T21 Parzen window: ``tests/test_evaluate.py`` (the shared estimator, chapter 3's module)
-* T22 non-parametric chain: ``test_t22_nonparametric_chain_matches_the_parzen_target``
-* T23 ScaledHead: ``tests/test_gsn.py::test_t23_scaled_head_*``
-* T24, T25 (slow, marker ``slow``, excluded by default): ``tests/test_gsn.py::test_t24_*``, ``test_t25_*``
+Each test names the spec items it checks (Spec B §4.3's T1-T25, the notebook checks N1-N15) at the
+start of its docstring: ``grep -rn "Spec .*T7" tests`` finds the tests of T7. Besides this file:
+T2, T8 and N9 are in ``test_markov.py``, T14 and N15 in ``test_depnets.py``, T16 in
+``test_corruption.py``, T18-T20 and T23-T25 in ``test_nets.py`` (T24, T25 marked ``slow``, excluded by
+default), T21 in ``test_evaluate.py``.
 """
 
 from __future__ import annotations
@@ -77,7 +56,8 @@ def test_corruption_rows_sum_to_one(kind: str, k: int, q: float) -> None:
 
 
 # ----------------------------------------------------------------------------- exact DAE chain (N1, T2-T4)
-def test_n1_exact_posterior_gives_the_data_distribution() -> None:
+def test_exact_posterior_gives_the_data_distribution() -> None:
+    """Spec N1."""
     p, c = n1_setup()
     r = ch.bayes_reconstruction(p, c)
     t = ch.dae_transition(c, r)
@@ -90,7 +70,8 @@ def test_n1_exact_posterior_gives_the_data_distribution() -> None:
     assert markov.detailed_balance_violation(t, p) < 1e-12  # prototype: 7e-18
 
 
-def test_t3_t4_random_exact_chains_are_stationary_reversible_with_real_nonnegative_spectrum() -> None:
+def test_random_exact_chains_are_stationary_reversible_with_real_nonnegative_spectrum() -> None:
+    """Spec T3, T4."""
     rng = np.random.default_rng(12)
     for i in range(20):
         k = int(rng.integers(2, 31))
@@ -112,7 +93,8 @@ def test_t3_t4_random_exact_chains_are_stationary_reversible_with_real_nonnegati
 
 
 # ----------------------------------------------------------------------------- ergodicity (N2, N4; T5, T7)
-def test_n2_identity_corruption_is_reducible_and_constant_corruption_mixes_in_one_step() -> None:
+def test_identity_corruption_is_reducible_and_constant_corruption_mixes_in_one_step() -> None:
+    """Spec N2."""
     p = PMF_A
     eye = np.eye(10)
     t = ch.dae_transition(eye, ch.bayes_reconstruction(p, eye))
@@ -130,7 +112,8 @@ def test_n2_identity_corruption_is_reducible_and_constant_corruption_mixes_in_on
     ("radius", "lam2", "mass"),
     [(1, 1.0, 0.0), (2, 1.0, 0.0), (3, 1.0, 0.0), (4, 0.949, 0.497), (5, 0.860, 0.5)],
 )
-def test_n4_t7_local_corruption_must_cross_the_gap(radius: int, lam2: float, mass: float) -> None:
+def test_local_corruption_must_cross_the_gap(radius: int, lam2: float, mass: float) -> None:
+    """Spec N4, T7."""
     p = n4_setup()
     c = ch.window_corruption(16, radius)
     t = ch.dae_transition(c, ch.bayes_reconstruction(p, c))
@@ -175,7 +158,8 @@ def test_counting_estimator_chain_is_close_to_the_data(n: int, bound: float) -> 
     assert max(tvs) < bound, tvs
 
 
-def test_n3_t6_counting_error_falls_like_n_to_the_minus_half() -> None:
+def test_counting_error_falls_like_n_to_the_minus_half() -> None:
+    """Spec N3, T6."""
     p, c = n1_setup()
     gen = torch.Generator().manual_seed(0)
     means = []
@@ -203,7 +187,8 @@ def test_sample_pairs_follow_the_joint() -> None:
 
 
 # ----------------------------------------------------------------- walkback, exact (N10, N13; T1, T9, T10)
-def test_t1_walkback_corruption_is_the_geometric_mixture_of_the_recursion() -> None:
+def test_walkback_corruption_is_the_geometric_mixture_of_the_recursion() -> None:
+    """Spec T1."""
     rng = np.random.default_rng(5)
     c, r = random_stochastic(rng, 7), random_stochastic(rng, 7)
     for p_stop in (0.5, 0.2, 0.9):
@@ -216,8 +201,8 @@ def test_t1_walkback_corruption_is_the_geometric_mixture_of_the_recursion() -> N
         assert np.abs(cwb - total).max() <= (1 - p_stop) ** k_max + 1e-13
 
 
-def test_n10_t9_walkback_fixed_point() -> None:
-    """Spec B N10: default_rng(1), K=12, P ~ Dir(0.3), ring q=0.5 (prototype: converges in ~140
+def test_walkback_fixed_point() -> None:
+    """Spec N10, T9: default_rng(1), K=12, P ~ Dir(0.3), ring q=0.5 (prototype: converges in ~140
     iterations, max|R_WB - R_1| = 0.27, mean row entropy 1.145 vs 0.540 nats)."""
     p = np.random.default_rng(1).dirichlet(0.3 * np.ones(12))
     c = ch.corruption_matrix(12, "ring", 0.5)
@@ -238,8 +223,9 @@ def test_n10_t9_walkback_fixed_point() -> None:
         ch.walkback_fixed_point(p, c, max_iter=3)
 
 
-def test_n13_t10_walkback_chain_is_a_power_series_of_t() -> None:
-    """C_WB R = phi(T) with phi(z) = p z / (1 - (1-p) z): same stationary vector, eigenvalues phi(lambda)."""
+def test_walkback_chain_is_a_power_series_of_t() -> None:
+    """Spec N13, T10: C_WB R = phi(T) with phi(z) = p z / (1 - (1-p) z): same stationary vector,
+    eigenvalues phi(lambda)."""
     rng = np.random.default_rng(13)
     for _ in range(5):
         k = int(rng.integers(3, 15))
@@ -260,8 +246,9 @@ def test_n13_t10_walkback_chain_is_a_power_series_of_t() -> None:
 
 
 # --------------------------------------------------------------------------------- walkback, sampled (T17)
-def test_t17_walkback_pairs_mean_number_of_pairs() -> None:
-    """[GDAE] Algorithm 2 with continue probability 0.5: 1e4 calls, mean pairs 2 ± 0.05 (spec A §5.3.15)."""
+def test_walkback_pairs_mean_number_of_pairs() -> None:
+    """Spec T17: [GDAE] Algorithm 2 with continue probability 0.5: 1e4 calls, mean pairs 2 ± 0.05 (spec A
+    §5.3.15)."""
     c = ch.corruption_matrix(10, "local_walk", 0.5)
     r = ch.bayes_reconstruction(PMF_A, c)
     gen = torch.Generator().manual_seed(17)
@@ -283,7 +270,8 @@ def test_walkback_pairs_structure_and_determinism() -> None:
 
 
 @pytest.mark.parametrize(("p_stop", "tol"), [(0.5, 0.03), (0.25, 0.06)])
-def test_t17_walkback_batch_walk_length_is_geometric(p_stop: float, tol: float) -> None:
+def test_walkback_batch_walk_length_is_geometric(p_stop: float, tol: float) -> None:
+    """Spec T17."""
     c = ch.corruption_matrix(10, "local_walk", 0.5)
     r = ch.bayes_reconstruction(PMF_A, c)
     x = torch.arange(10).repeat(10_000)
@@ -321,8 +309,9 @@ def n11_setup() -> tuple[np.ndarray, torch.Tensor]:
 
 
 @pytest.mark.parametrize(("epochs", "wb_mass"), [(1, 0.0225), (20, 6.2e-4), (100, 1.2e-4)])
-def test_n11_t11_walkback_removes_the_spurious_mode(epochs: int, wb_mass: float) -> None:
-    """T11: plain training leaves pi(s) > 0.99; walkback gives pi(s) < 1e-2 after 20 epochs (spec N11)."""
+def test_walkback_removes_the_spurious_mode(epochs: int, wb_mass: float) -> None:
+    """Spec N11, T11: plain training leaves pi(s) > 0.99; walkback gives pi(s) < 1e-2 after 20 epochs
+    (spec N11)."""
     p, c = n11_setup()
     plain = ch.online_counting_training(p, c, epochs, spurious=20)
     walk = ch.online_counting_training(p, c, epochs, spurious=20, walkback=True)
@@ -339,8 +328,8 @@ def test_n11_t11_walkback_removes_the_spurious_mode(epochs: int, wb_mass: float)
         np.testing.assert_allclose(plain.numpy(), counts / counts.sum(1, keepdims=True), atol=1e-15)
 
 
-def test_n5_unimodal_decoder_u_curve() -> None:
-    """Spec B N5: K=40 three bumps; the exact posterior is exact at every sigma, the moment-matched
+def test_unimodal_decoder_u_curve() -> None:
+    """Spec N5: K=40 three bumps; the exact posterior is exact at every sigma, the moment-matched
     unimodal decoder has the U-shaped error (0.083, 0.018, ..., 0.474) and lambda_2 -> 1 at small sigma."""
     xs = np.arange(40.0)
     p = np.exp(-((xs - 8) ** 2) / 4.5) + np.exp(-((xs - 20) ** 2) / 2) + 0.7 * np.exp(-((xs - 31) ** 2) / 8)
@@ -373,8 +362,8 @@ def test_gaussian_grid_corruption_and_window_are_vectorised_and_stochastic() -> 
     np.testing.assert_allclose(ch.window_corruption(6, 2).numpy(), brute, atol=1e-15)
 
 
-def test_t22_nonparametric_chain_matches_the_parzen_target() -> None:
-    """T22: 2000 chains, 200 steps: mean and covariance within 0.05 of the Parzen-smoothed target."""
+def test_nonparametric_chain_matches_the_parzen_target() -> None:
+    """Spec T22: 2000 chains, 200 steps: mean and covariance within 0.05 of the Parzen-smoothed target."""
     from dae_tutor import densities
 
     data = densities.Spiral().sample(200, generator=torch.Generator().manual_seed(0)).double()
@@ -414,8 +403,8 @@ def bars_3x3(flip: float = 0.05) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rho", [0.1, 0.4])
-def test_n12_walkback_inside_the_factorized_family(rho: float) -> None:
-    """Spec B N12: the walkback fixed point computed inside the factorized family is *worse* than plain
+def test_walkback_inside_the_factorized_family(rho: float) -> None:
+    """Spec N12: the walkback fixed point computed inside the factorized family is *worse* than plain
     factorized training (TV 0.220 vs 0.067 at rho = 0.1; 0.637 vs 0.426 at 0.4)."""
     p = bars_3x3()
     c = ch.salt_and_pepper_kernel(9, rho)
@@ -429,7 +418,8 @@ def test_n12_walkback_inside_the_factorized_family(rho: float) -> None:
 
 
 @pytest.mark.parametrize(("d", "rho"), [(1, 0.3), (3, 0.4), (4, 1.0), (5, 0.0), (6, 0.17)])
-def test_t1_salt_and_pepper_kernel_by_enumeration(d: int, rho: float) -> None:
+def test_salt_and_pepper_kernel_by_enumeration(d: int, rho: float) -> None:
+    """Spec T1."""
     c = ch.salt_and_pepper_kernel(d, rho).numpy()
     assert c.shape == (2**d, 2**d) and c.dtype == np.float64
     np.testing.assert_allclose(c.sum(1), 1, atol=1e-12)
@@ -470,8 +460,8 @@ def test_factorized_projection_by_hand_and_on_products() -> None:
 
 
 @pytest.mark.parametrize(("rho", "tv_fact"), [(0.1, 0.067), (0.2, 0.178), (0.4, 0.426)])
-def test_n6_t15_bars_exact_and_factorized_decoders(rho: float, tv_fact: float) -> None:
-    """Spec B N6: 3x3 bars, 5% flips; the exact posterior is exact, the factorized one is biased."""
+def test_bars_exact_and_factorized_decoders(rho: float, tv_fact: float) -> None:
+    """Spec N6, T15: 3x3 bars, 5% flips; the exact posterior is exact, the factorized one is biased."""
     p = bars_3x3()
     c = ch.salt_and_pepper_kernel(9, rho)
     r = ch.bayes_reconstruction(p, c)
@@ -481,7 +471,8 @@ def test_n6_t15_bars_exact_and_factorized_decoders(rho: float, tv_fact: float) -
     assert got == pytest.approx(tv_fact, abs=1e-3)
 
 
-def test_n6_exact_chain_lambda2_at_rho_0_1() -> None:
+def test_exact_chain_lambda2_at_rho_0_1() -> None:
+    """Spec N6."""
     c = ch.salt_and_pepper_kernel(9, 0.1)
     t = ch.dae_transition(c, ch.bayes_reconstruction(bars_3x3(), c))
     assert markov.second_eigenvalue_modulus(t) == pytest.approx(0.944, abs=1e-3)
@@ -530,7 +521,8 @@ def test_encoder_decoder_joint_is_stationary_for_the_pair_chain() -> None:
     np.testing.assert_allclose(joint.sum(1), np_stationary(f @ g), atol=1e-12)
 
 
-def test_n14_t13_exact_posterior_clamps_exactly() -> None:
+def test_exact_posterior_clamps_exactly() -> None:
+    """Spec N14, T13."""
     p, c, s, _ = n14_setup()
     r = ch.bayes_reconstruction(p, c)
     target = ch.conditional_on(p, s)
@@ -541,7 +533,8 @@ def test_n14_t13_exact_posterior_clamps_exactly() -> None:
     assert markov.detailed_balance_violation(ch.dae_transition(c, r), p) < 1e-12  # reversible ([DLB] L911)
 
 
-def test_t13_any_compatible_pair_clamps_exactly_for_every_clamping_set() -> None:
+def test_any_compatible_pair_clamps_exactly_for_every_clamping_set() -> None:
+    """Spec T13."""
     rng = np.random.default_rng(13)
     joint = rng.dirichlet(np.ones(60)).reshape(12, 5)  # pi(x, h), |H| = 5
     f = joint / joint.sum(1, keepdims=True)
@@ -558,10 +551,10 @@ def test_t13_any_compatible_pair_clamps_exactly_for_every_clamping_set() -> None
     ("eps", "tv_clamp", "tv_p", "db"),
     [(0.05, 3.26e-3, 0.0239, 8.95e-4), (0.2, 1.59e-2, 0.0914, 3.05e-3), (0.5, 3.49e-2, 0.2155, 5.24e-3)],
 )
-def test_n14_t13_perturbed_decoder_breaks_clamping_and_detailed_balance(
+def test_perturbed_decoder_breaks_clamping_and_detailed_balance(
     eps: float, tv_clamp: float, tv_p: float, db: float
 ) -> None:
-    """Spec B N14: R~ = (1 - eps) R + eps E, E rows ~ Dir(1) (one E drawn after P)."""
+    """Spec N14, T13: R~ = (1 - eps) R + eps E, E rows ~ Dir(1) (one E drawn after P)."""
     p, c, s, rng = n14_setup()
     e = rng.dirichlet(np.ones(12), size=12)
     r_tilde = (1 - eps) * ch.bayes_reconstruction(p, c).numpy() + eps * e
@@ -600,7 +593,8 @@ def test_gsn_joint_transition_and_burnin_by_enumeration() -> None:
     np.testing.assert_allclose(ch.gsn_marginal_x(pi, 6, 5).numpy(), pi.reshape(6, 5).sum(1), atol=1e-16)
 
 
-def test_n8_t12_theorem3_exact_fixed_point() -> None:
+def test_theorem3_exact_fixed_point() -> None:
+    """Spec N8, T12."""
     p, f = n8_setup()
     q_inf = ch.burnin_hidden(f, None).numpy()
     for x in range(6):  # the fixed point is the stationary law of every f[x]
@@ -614,8 +608,8 @@ def test_n8_t12_theorem3_exact_fixed_point() -> None:
     ("k", "tv"),
     [(1, 0.0375), (2, 0.0345), (3, 0.0159), (5, 0.0070), (10, 0.0026), (20, 8.5e-5), (50, 2.6e-9)],
 )
-def test_n8_t12_burn_in_fixes_the_h0_zero_start(k: int, tv: float) -> None:
-    """TV(pi_X, P) against burn-in k (k = 1 is the papers' H_0 = 0, [TH] L1821)."""
+def test_burn_in_fixes_the_h0_zero_start(k: int, tv: float) -> None:
+    """Spec N8, T12: TV(pi_X, P) against burn-in k (k = 1 is the papers' H_0 = 0, [TH] L1821)."""
     p, f = n8_setup()
     g = ch.gsn_decoder_target(p, ch.burnin_hidden(f, k))
     got = markov.tv_distance(

@@ -39,7 +39,8 @@ def test_site_kernels_and_conditionals_by_enumeration() -> None:
     )
 
 
-def test_n15_t14_consistent_conditionals_recover_the_joint() -> None:
+def test_consistent_conditionals_recover_the_joint() -> None:
+    """Spec N15, T14."""
     p = np.random.default_rng(7).dirichlet(np.ones(8))
     ks = depnets.site_kernels(depnets.conditionals_from_joint(p))
     assert markov.tv_distance(markov.stationary_distribution(depnets.random_scan_kernel(ks)), p) < 1e-10
@@ -50,7 +51,8 @@ def test_n15_t14_consistent_conditionals_recover_the_joint() -> None:
         )
 
 
-def test_n15_t14_inconsistent_conditionals_and_the_periodic_ordered_chain() -> None:
+def test_inconsistent_conditionals_and_the_periodic_ordered_chain() -> None:
+    """Spec N15, T14."""
     conds = depnets.random_conditionals(3, torch.Generator().manual_seed(7))
     assert conds.shape == (3, 4) and 0.05 <= float(conds.min()) and float(conds.max()) <= 0.95
     ks = depnets.site_kernels(conds)
@@ -80,7 +82,8 @@ def test_n15_t14_inconsistent_conditionals_and_the_periodic_ordered_chain() -> N
 
 
 @pytest.mark.parametrize(("d", "dim"), [(3, 5), (4, 17)])
-def test_n15_t14_null_space_counting_argument(d: int, dim: int) -> None:
+def test_null_space_counting_argument(d: int, dim: int) -> None:
+    """Spec N15, T14."""
     p = np.random.default_rng(11).dirichlet(np.ones(2**d))
     null = depnets.conditional_null_space(p)
     assert null.shape == (dim, d, 2 ** (d - 1)) and dim == d * 2 ** (d - 1) - (2**d - 1)

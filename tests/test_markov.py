@@ -24,7 +24,8 @@ GOOD = ch.corruption_matrix(4, "mix_uniform", 0.5)
 
 
 # ------------------------------------------------------------------------------ stationarity (T2, GTH)
-def test_t2_stationary_methods_agree_and_satisfy_the_residual() -> None:
+def test_stationary_methods_agree_and_satisfy_the_residual() -> None:
+    """Spec T2."""
     rng = np.random.default_rng(3)
     checked = 0
     while checked < 10:
@@ -117,7 +118,8 @@ def test_gth_matches_numpy_on_random_chains_with_zeros() -> None:
 
 
 # ------------------------------------------------------------------------------------- Schweitzer (N9, T8)
-def test_t8_schweitzer_bound_holds_on_200_random_perturbations() -> None:
+def test_schweitzer_bound_holds_on_200_random_perturbations() -> None:
+    """Spec T8."""
     rng = np.random.default_rng(8)
     for i in range(200):
         k = int(rng.integers(2, 12))
@@ -138,7 +140,8 @@ def test_t8_schweitzer_bound_holds_on_200_random_perturbations() -> None:
     ("eps", "lhs", "rhs"),
     [(0.01, 0.0211, 0.1478), (0.05, 0.0893, 0.7388), (0.1, 0.1513, 1.4777), (0.3, 0.2954, 4.433)],
 )
-def test_n9_schweitzer_reference_numbers(eps: float, lhs: float, rhs: float) -> None:
+def test_schweitzer_reference_numbers(eps: float, lhs: float, rhs: float) -> None:
+    """Spec N9."""
     p, c = n1_setup()
     r = ch.bayes_reconstruction(p, c)
     r_tilde = (1 - eps) * r + eps / 10
@@ -146,8 +149,9 @@ def test_n9_schweitzer_reference_numbers(eps: float, lhs: float, rhs: float) -> 
     assert got == pytest.approx((lhs, rhs), rel=2e-3)
 
 
-def test_n9_fundamental_matrix_norm_explodes_as_lambda2_tends_to_one() -> None:
-    """Spec B N9 on the N5 grid: (sigma, lambda_2, ||Z||_inf) = (8, .607, 3.2) ... (1, .9998, 7129)."""
+def test_fundamental_matrix_norm_explodes_as_lambda2_tends_to_one() -> None:
+    """Spec B N9 on the N5 grid: (sigma, lambda_2, ||Z||_inf) = (8, .607, 3.2) ... (1, .9998,
+    7129)."""
     xs = np.arange(40.0)
     p = np.exp(-((xs - 8) ** 2) / 4.5) + np.exp(-((xs - 20) ** 2) / 2) + 0.7 * np.exp(-((xs - 31) ** 2) / 8)
     p /= p.sum()

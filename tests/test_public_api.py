@@ -27,7 +27,7 @@ Skipped, with the reason:
 * Records built by the package, not by a reader: ``Eigenpairs``, ``LineSearch``, ``ProbeResult``,
   ``History``, ``RunResult``, and the exceptions ``ConvergenceError``, ``DivergenceError``,
   ``StoreError``.
-* ``checks``: the helpers themselves (tested directly in ``test_core.py``), except ``checks.stochastic``.
+* ``checks``: the helpers themselves (tested directly in ``test_checks.py``), except ``checks.stochastic``.
 * ``Categorical.rows``, ``Categorical.one``: the NumPy inner loop of the finite-state samplers (their
   checks are tested in ``test_markov.py``).
 * ``probes.tap``: a context manager over the same arguments as ``probes.capture`` (fuzzed).

@@ -1,0 +1,71 @@
+"""Tests of dae_tutor.classifiers: the skip connection, orthogonal init, snapshots, shapes and seeds."""
+
+import pytest
+import torch
+
+from dae_tutor import classifiers, probes
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_deep_mlp_skip_connection_adds_the_first_layer():
+    model = classifiers.DeepMLP(6, 8, n_in=5, skip_to=4, seed=0).double()
+    x = torch.randn(7, 5, generator=_gen(5), dtype=torch.float64)
+    f = probes.capture(model, x, model.probe_layers)
+    direct = torch.relu(model.layers[3](f["h3"])) + f["h1"]
+    assert torch.allclose(f["h4"], direct, atol=1e-12, rtol=0)
+    assert torch.allclose(f["h5"], torch.relu(model.layers[4](f["h4"])), atol=1e-12, rtol=0)
+
+
+def test_deep_mlp_orthogonal_init():
+    model = classifiers.DeepMLP(4, 8, n_in=5, init="orthogonal", seed=0).double()
+    close = dict(rtol=0, atol=1e-6)  # drawn in float32: entries rounded to ~1e-7 relative
+    for layer in model.layers[1:]:  # square 8x8: W Wᵀ = gain² I = 2I
+        torch.testing.assert_close(
+            layer.weight @ layer.weight.T, 2 * torch.eye(8, dtype=torch.float64), **close
+        )
+        assert not layer.bias.any()
+    first = model.layers[0].weight  # 8x5: orthonormal columns, WᵀW = 2I
+    torch.testing.assert_close(first.T @ first, 2 * torch.eye(5, dtype=torch.float64), **close)
+    again = classifiers.DeepMLP(4, 8, n_in=5, init="orthogonal", seed=0).double()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(), strict=True))
+    with pytest.raises(ValueError, match="init"):
+        classifiers.DeepMLP(4, 8, init="xavier")
+
+
+def test_fit_classifier_snapshots_and_history():
+    model = classifiers.DeepMLP(3, 16, n_in=20, seed=0)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(100, 20, generator=_gen(6))
+    y = torch.arange(100) % 10
+    history, snaps = classifiers.fit_classifier(
+        model, x, y, epochs=2, batch_size=30, snapshot_steps=[0, 3, 6], progress=False
+    )
+    assert len(history) == 2 * (100 // 30)  # the last partial batch of each epoch is dropped
+    assert sorted(snaps) == [0, 3, 6]
+    assert all(torch.equal(snaps[0][k], initial[k]) for k in initial)
+    assert all(torch.equal(snaps[6][k], v) for k, v in model.state_dict().items())
+    assert not torch.equal(snaps[3]["layers.0.weight"], initial["layers.0.weight"])
+    with pytest.raises(ValueError, match="snapshot_steps"):
+        classifiers.fit_classifier(model, x, y, epochs=1, batch_size=30, snapshot_steps=[4], progress=False)
+    with pytest.raises(ValueError, match="labels"):
+        classifiers.fit_classifier(model, x, y[:50], epochs=1, progress=False)
+
+
+def test_classifier_shapes_and_seeds():
+    x = torch.rand(3, 784, generator=_gen(7))
+    for make in (
+        lambda s: classifiers.MnistConvNet(channels=(4, 8), hidden=16, seed=s),
+        lambda s: classifiers.SmallResNet(channels=(4, 8, 8), blocks=1, seed=s),
+        lambda s: classifiers.DeepMLP(4, 8, seed=s),
+    ):
+        a, b, c = make(0).eval(), make(0).eval(), make(1).eval()
+        assert a(x).shape == (3, 10)
+        assert torch.equal(a(x), b(x)) and not torch.equal(a(x), c(x))  # seeded, and the seed matters
+        assert set(a.probe_layers) <= dict(a.named_modules()).keys()
+    with pytest.raises(ValueError, match="784"):
+        classifiers.MnistConvNet(seed=0)(torch.rand(3, 100))
+    with pytest.raises(ValueError, match="skip_from < skip_to"):
+        classifiers.DeepMLP(4, 8, skip_to=5)
