@@ -1,7 +1,7 @@
 """Deep-GSN training throughput (batched walkback loss vs one example at a time), and a check that the
 exact-chain toolkit has no Python loops over states.
 
-1. Throughput: examples per second of one SGD step on the walkback loss of ``nets.DeepGSN`` (2D = 4
+1. Throughput: examples per second of one SGD step on the walkback loss of ``binary_nets.DeepGSN`` (2D = 4
    reconstructions, salt-and-pepper 0.4, hidden noise σ = 2), at the chapter's quick sizes (64-256-256,
    minibatch 32) and the papers' sizes (784-1500-1500, minibatch 100). The **baseline**, measured in the
    same run, is the same loss and the same update computed one example at a time (minibatch 1, gradients
@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 import torch
 
-from dae_tutor import chains, markov, nets, runtime
+from dae_tutor import binary_nets, chains, markov, runtime
 
 SIZES = {"quick": ((64, 256, 256), 32), "full": ((784, 1500, 1500), 100)}
 
@@ -55,8 +55,8 @@ def throughput(
     layers: tuple[int, ...], batch: int, steps: int, per_example: bool, dev: torch.device
 ) -> float:
     """Examples per second of ``steps`` SGD steps on the walkback loss (best of the timed steps)."""
-    gsn = nets.DeepGSN(layers, seed=0, device=dev)
-    opt = torch.optim.SGD(gsn.parameters(), lr=0.25 / layers[0], momentum=0.5)
+    model = binary_nets.DeepGSN(layers, seed=0, device=dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.25 / layers[0], momentum=0.5)
     gen = runtime.generator(0, dev)
     data = torch.bernoulli(torch.full((max(batch, 256), layers[0]), 0.3, device=dev), generator=gen)
 
@@ -66,9 +66,9 @@ def throughput(
         opt.zero_grad(set_to_none=True)
         if per_example:
             for i in range(batch):  # the baseline: one example at a time, gradients accumulated
-                (gsn.walkback_loss(x[i : i + 1], gen) / batch).backward()
+                (model.walkback_loss(x[i : i + 1], gen) / batch).backward()
         else:
-            gsn.walkback_loss(x, gen).backward()
+            model.walkback_loss(x, gen).backward()
         opt.step()
 
     step()  # warm-up

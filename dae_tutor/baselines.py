@@ -290,7 +290,7 @@ class RBM(nn.Module):
         self.n_hid = checks.positive_int("n_hid", n_hid)
         weight_std = checks.positive_float("weight_std", weight_std, allow_zero=True)
         gen = runtime.generator(checks.nonnegative_int("seed", seed))
-        kw = {"dtype": nets._dtype(dtype), "device": device}
+        kw = {"dtype": nets.parameter_dtype(dtype), "device": device}
         w = weight_std * torch.randn(self.n_vis, self.n_hid, generator=gen, dtype=torch.float64)
         self.W = nn.Parameter(w.to(**kw))
         self.b = nn.Parameter(_bias("b", b, self.n_vis, **kw))

@@ -799,9 +799,10 @@ def gaussian_dae_step(
 ) -> torch.Tensor:
     """One step of a DAE chain with a Gaussian reconstruction head: x̃ = x + σε, x' ~ N(r(x̃), s² I).
 
-    The continuous analogue of :meth:`~dae_tutor.nets.BernoulliDAE.step` ([DLB] §20.11, Fig. 20.11: in the
-    Gaussian case sampling adds noise a second time, at a level that "should correspond to the mean squared
-    error of reconstructions"). ``r`` maps (B, d) to (B, d); returns (B, d) with no gradient.
+    The continuous analogue of :meth:`~dae_tutor.binary_nets.BernoulliDAE.step` ([DLB] §20.11,
+    Fig. 20.11: in the Gaussian case sampling adds noise a second time, at a level that "should
+    correspond to the mean squared error of reconstructions"). ``r`` maps (B, d) to (B, d); returns
+    (B, d) with no gradient.
     """
     x = checks.nonempty("x", checks.tensor("x", x, ndim=2))
     sigma = checks.positive_float("sigma", sigma)

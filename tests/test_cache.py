@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dae_tutor import cache, evaluate, nets, runtime, train
+from dae_tutor import binary_nets, cache, evaluate, runtime, train
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def chapter2_path() -> tuple[torch.Tensor, float]:
     test_x = (torch.rand(32, 16, generator=gen_data) < 0.3).float()
 
     def build():
-        model = nets.BernoulliDAE(16, 12, input_noise=0.5)
+        model = binary_nets.BernoulliDAE(16, 12, input_noise=0.5)
         gen = runtime.generator(1)
 
         def loss_fn():
@@ -67,7 +67,9 @@ def chapter2_path() -> tuple[torch.Tensor, float]:
         return model, {"history": losses}
 
     model, extra = cache.cached_module(
-        cache.key("chapter2_path", {"steps": 30}), build, lambda: nets.BernoulliDAE(16, 12, input_noise=0.5)
+        cache.key("chapter2_path", {"steps": 30}),
+        build,
+        lambda: binary_nets.BernoulliDAE(16, 12, input_noise=0.5),
     )
     with torch.no_grad():
         means = model.sample_chain(train_x[:4], 20, runtime.generator(2), return_means=True)[1]

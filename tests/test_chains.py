@@ -5,7 +5,7 @@ spec's reference numbers (``shared/spec/B_gsn.md`` N1-N14, T1-T13, T15, T17, T22
 Each test names the spec items it checks (Spec B §4.3's T1-T25, the notebook checks N1-N15) at the
 start of its docstring: ``grep -rn "Spec .*T7" tests`` finds the tests of T7. Besides this file:
 T2, T8 and N9 are in ``test_markov.py``, T14 and N15 in ``test_depnets.py``, T16 in
-``test_corruption.py``, T18-T20 and T23-T25 in ``test_nets.py`` (T24, T25 marked ``slow``, excluded by
+``test_corruption.py``, T18-T20 and T23-T25 in ``test_binary_nets.py`` (T24, T25 marked ``slow``, excluded by
 default), T21 in ``test_evaluate.py``.
 """
 

@@ -61,6 +61,7 @@ from torch import nn
 
 from dae_tutor import (
     baselines,
+    binary_nets,
     cache,
     chains,
     checks,
@@ -1081,8 +1082,8 @@ case(
     x=XNET,
 )
 case(
-    "nets.BernoulliDAE",
-    nets.BernoulliDAE,
+    "binary_nets.BernoulliDAE",
+    binary_nets.BernoulliDAE,
     lambda: dict(
         n_vis=4, n_hid=3, input_noise=0.5, tied=False, activation="tanh", seed=0, dtype=torch.float64
     ),
@@ -1095,7 +1096,7 @@ case(
     seed=Int(0),
     dtype=DTYPE,
 )
-BD = nets.BernoulliDAE(4, 3, seed=0, dtype=torch.float64)
+BD = binary_nets.BernoulliDAE(4, 3, seed=0, dtype=torch.float64)
 BITS = (PIX[:, :4] > 0.5).double()
 VIS = T("type", "numpy", "ndim", "nan", "inf", "int", "width", "range")  # a batch map: empty is fine
 VISR = T(*F, "width", "range")  # a mean over the batch: empty is NaN
@@ -1137,8 +1138,8 @@ case(
     walkback_steps=Int(),
 )
 case(
-    "nets.DeepGSN",
-    nets.DeepGSN,
+    "binary_nets.DeepGSN",
+    binary_nets.DeepGSN,
     lambda: dict(
         layer_sizes=[4, 3, 2],
         sigma_hidden=2.0,
@@ -1155,7 +1156,7 @@ case(
     seed=Int(0),
     dtype=DTYPE,
 )
-GSN = nets.DeepGSN([4, 3, 2], seed=0, dtype=torch.float64)
+GSN = binary_nets.DeepGSN([4, 3, 2], seed=0, dtype=torch.float64)
 case("DeepGSN.init_state", lambda x: GSN.init_state(x), lambda: dict(x=BITS), x=VIS)
 case(
     "DeepGSN.step",
@@ -1175,14 +1176,14 @@ case(
     n_steps=Int(),
 )
 case(
-    "nets.ScaledHead",
-    nets.ScaledHead,
+    "binary_nets.ScaledHead",
+    binary_nets.ScaledHead,
     lambda: dict(n_steps=3, dtype=torch.float64),
     finite=False,
     n_steps=Int(),
     dtype=DTYPE,
 )
-SH = nets.ScaledHead(3, dtype=torch.float64)
+SH = binary_nets.ScaledHead(3, dtype=torch.float64)
 case(
     "ScaledHead.log_prob",
     lambda x, logits, step: SH.log_prob(x, logits, step),
