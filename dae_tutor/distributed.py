@@ -400,6 +400,8 @@ def run_distributed(
         pool = _Workers(local_workers, worker_args, start_method, max_restarts)
         weights = sampling_weights()
         running = math.nan
+        # Not train.train_loop: between steps the master pushes parameters, reads the workers'
+        # weights and restarts dead workers, and it times the training steps alone.
         for step in tqdm(range(steps), desc=f"ISSGD master ({workers} workers)", disable=not progress):
             now[0] = step
             if step % push_every == 0 and step > 0:
