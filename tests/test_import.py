@@ -2,6 +2,7 @@
 package has no import cycle."""
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
@@ -160,3 +161,11 @@ def test_every_module_is_an_attribute_of_the_package():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_api_appendix_documents_every_module():
+    """api.md has an ``automodule`` for each module of the package (control: a made-up name is absent)."""
+    text = (PACKAGE.parent / "api.md").read_text()
+    documented = set(re.findall(r"automodule:: dae_tutor\.(\w+)", text))
+    assert documented == {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    assert "no_such_module" not in documented
