@@ -314,8 +314,6 @@ class _Probes(nn.Module):
 
 LBFGS_TOL = 1e-4  # solver="lbfgs" stops at max |∇f| <= this: scikit-learn's default tol for lbfgs
 LBFGS_MEMORY = 30  # curvature pairs kept per layer by solver="lbfgs" (cheap: 2·30 vectors of C·(d+1))
-WARM_START = (16,)  # solver="lbfgs" first solves on n/16 rows (see _fit_lbfgs)
-WARM_START_TOL = 1e-3  # ... to this max |grad|
 ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search (Nocedal & Wright eq. 3.4)
 
 
@@ -359,24 +357,35 @@ def _lbfgs_direction(grad: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.T
     return q
 
 
-def _lbfgs(
-    xs: Sequence[torch.Tensor],
+def _fit_lbfgs(
+    probes: _Probes,
+    xs_train: Sequence[torch.Tensor],
     labels: torch.Tensor,
-    theta: list[torch.Tensor],
-    names: Sequence[str],
     *,
     l2: float,
     tol: float,
     epochs: int,
-    bar: tqdm,
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
-    """L-BFGS from ``theta`` on every layer's objective over (``xs``, ``labels``), layers in lockstep
-    (see :func:`_fit_lbfgs`); returns the final points, their gradients and the passes used."""
-    theta = list(theta)
+    progress: bool,
+) -> list[int]:
+    """Full-batch L-BFGS per layer, all layers in lockstep (see :func:`fit_probes`); returns the passes used.
+
+    Each round evaluates every unfinished layer once at its trial point (one pass over its training
+    features): a trial that satisfies Armijo's condition f(θ + αd) <= f(θ) + c α ∇fᵀd is accepted and
+    a new L-BFGS direction taken with α = 1; otherwise α is halved. A layer finishes when
+    max ``|∇f|`` <= ``tol`` (scikit-learn's test for lbfgs, SciPy's ``gtol``); it stops short of that, with
+    a warning, after ``epochs`` passes, or when its line search has halved α until the gain it predicts,
+    −α ∇fᵀd, is below the rounding of f, ε·f (ε the machine epsilon: f can no longer tell a better point).
+    """
+    names = probes.names
+    theta = [
+        torch.cat([w.detach(), b.detach()[:, None]], 1)
+        for w, b in zip(probes.weights, probes.biases, strict=True)
+    ]
     value, grad = map(
         list,
         zip(
-            *(_objective_and_gradient(x, t, labels, l2) for x, t in zip(xs, theta, strict=True)), strict=True
+            *(_objective_and_gradient(x, t, labels, l2) for x, t in zip(xs_train, theta, strict=True)),
+            strict=True,
         ),
     )
     eps = torch.finfo(theta[0].dtype).eps
@@ -385,11 +394,12 @@ def _lbfgs(
     step = [min(1.0, 1.0 / max(float(g.abs().sum()), 1e-12)) for g in grad]  # first step: |αd|₁ <= 1
     passes = [1] * len(names)
     active = [k for k, g in enumerate(grad) if float(g.abs().max()) > tol]
+    bar = tqdm(total=epochs, desc="probes (L-BFGS)", disable=not progress, leave=False)
     while active:
         finished = set()
         for k in active:
             trial = theta[k] + step[k] * direction[k]
-            new_value, new_grad = _objective_and_gradient(xs[k], trial, labels, l2)
+            new_value, new_grad = _objective_and_gradient(xs_train[k], trial, labels, l2)
             passes[k] += 1
             slope = float((grad[k] * direction[k]).sum())
             if not (slope < 0 and new_value <= value[k] + ARMIJO * step[k] * slope):
@@ -411,53 +421,6 @@ def _lbfgs(
         active = [k for k in active if k not in finished and passes[k] < epochs]
         bar.n = max(passes)
         bar.set_postfix(active=len(active), refresh=True)
-    return theta, grad, passes
-
-
-def _fit_lbfgs(
-    probes: _Probes,
-    xs_train: Sequence[torch.Tensor],
-    labels: torch.Tensor,
-    *,
-    l2: float,
-    tol: float,
-    epochs: int,
-    warm_start: Sequence[int],
-    seed: int,
-    progress: bool,
-) -> list[int]:
-    """Full-batch L-BFGS per layer, all layers in lockstep (see :func:`fit_probes`); returns the passes
-    used on the full training set.
-
-    Each round evaluates every unfinished layer once at its trial point (one pass over its training
-    features): a trial that satisfies Armijo's condition f(θ + αd) <= f(θ) + c α ∇fᵀd is accepted and
-    a new L-BFGS direction taken with α = 1; otherwise α is halved. A layer finishes when
-    max ``|∇f|`` <= ``tol`` (scikit-learn's test for lbfgs, SciPy's ``gtol``); it stops short of that, with
-    a warning, after ``epochs`` passes, or when its line search has halved α until the gain it predicts,
-    −α ∇fᵀd, is below the rounding of f, ε·f (ε the machine epsilon: f can no longer tell a better point).
-
-    Continuation: for each q in ``warm_start``, the same objective (mean loss + the same L2 term) is
-    first minimised on n/q rows drawn from ``seed`` (the same rows for every layer), to
-    max ``|∇f|`` <= :data:`WARM_START_TOL`, from the previous stage's point; the full problem starts
-    from the last one. Only the starting point changes: the full problem's stopping test is the same.
-    """
-    names = probes.names
-    theta = [
-        torch.cat([w.detach(), b.detach()[:, None]], 1)
-        for w, b in zip(probes.weights, probes.biases, strict=True)
-    ]
-    bar = tqdm(total=epochs, desc="probes (L-BFGS)", disable=not progress, leave=False)
-    n = labels.shape[0]
-    gen = runtime.generator(seed, labels.device)
-    for q in warm_start:
-        rows = torch.randperm(n, generator=gen, device=labels.device)[: n // q]
-        if rows.numel() < 2:
-            continue
-        sub = [x[rows].T.contiguous().T for x in xs_train]  # column-major, as xs_train
-        theta, _, _ = _lbfgs(
-            sub, labels[rows], theta, names, l2=l2, tol=max(tol, WARM_START_TOL), epochs=epochs, bar=bar
-        )
-    theta, grad, passes = _lbfgs(xs_train, labels, theta, names, l2=l2, tol=tol, epochs=epochs, bar=bar)
     bar.close()
     hint = "" if theta[0].dtype == torch.float64 else " or float64 features"
     short = [
@@ -675,17 +638,7 @@ def fit_probes(
     xs_split = {what: (prepare(x), y) for what, (x, y) in splits.items()}
     probes = _Probes(widths, n_classes, dtype, dev)
     if solver == "lbfgs":
-        best_epoch = _fit_lbfgs(
-            probes,
-            xs_train,
-            labels,
-            l2=l2,
-            tol=tol,
-            epochs=epochs,
-            warm_start=WARM_START,
-            seed=seed,
-            progress=progress,
-        )
+        best_epoch = _fit_lbfgs(probes, xs_train, labels, l2=l2, tol=tol, epochs=epochs, progress=progress)
     else:
         valid = xs_split.get("valid")
         schedule = dict(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)
