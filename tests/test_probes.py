@@ -205,7 +205,7 @@ def test_lbfgs_stops_at_the_gradient_tolerance_and_reaches_the_scikit_learn_opti
             assert max(g.abs().max().item() for g in gradient) <= tol, name  # the stopping test holds
 
     # The default tol is scikit-learn's, 1e-4: the gap is what scikit-learn's own lbfgs leaves (measured
-    # 8.5e-6 to 1.0e-4 here, scikit-learn's 7.6e-6 to 6.9e-5); the former stopping rule (a step gaining
+    # 6.4e-6 to 8.1e-5 here, scikit-learn's 7.6e-6 to 6.9e-5); the former stopping rule (a step gaining
     # < 1e-4, relative) left 2.3e-4 to 1.6e-3. At tol = 1e-8 each layer is at the optimum (measured
     # |gap| <= 6e-13: scikit-learn's tol=1e-10 fit is itself about that far from it).
     check(default, 1e-4, 2e-4)
@@ -217,7 +217,7 @@ def test_lbfgs_warns_when_it_stops_short_of_the_tolerance():
     with pytest.warns(RuntimeWarning, match=r"'pixels' \(max \|grad\| .*after epochs=3 passes"):
         probes.fit_probes({"pixels": x_train}, y_train, solver="lbfgs", epochs=3)
     # float32 resolves f ≈ 0.08 to about 1e-8, too coarse for max |grad| <= 1e-9 (on float64
-    # features it takes 139 passes): it stops where a step's predicted gain is lost in rounding.
+    # features it takes 110 passes): it stops where a step's predicted gain is lost in rounding.
     with pytest.warns(RuntimeWarning, match=r"'pixels' .*rounding in torch.float32"):
         result = probes.fit_probes(
             {"pixels": x_train.float()}, y_train, solver="lbfgs", epochs=5_000, tol=1e-9
