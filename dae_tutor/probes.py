@@ -487,6 +487,8 @@ def _fit_adam(
     ]
     active = list(range(len(probes.names)))  # layers still improving; finished ones drop out of the steps
     bar = tqdm(range(1, epochs + 1), desc="probes", disable=not progress, leave=False)
+    # Not train.train_loop: each layer's probe stops on its own (early stopping per layer), and the
+    # finished layers leave the objective while the others train on.
     for epoch in bar:
         order = torch.randperm(n, generator=gen, device=labels.device) if step_size < n else None
         for start in range(0, n, step_size):
