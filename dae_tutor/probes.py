@@ -326,6 +326,25 @@ LBFGS_MEMORY = 100
 ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search (Nocedal & Wright eq. 3.4)
 
 
+def objective_and_gradient(
+    x: torch.Tensor, theta: torch.Tensor, y: torch.Tensor, l2: float
+) -> tuple[float, torch.Tensor]:
+    """One probe's mean CE(x Wᵀ + b, y) + (l2/2)‖W‖² and its gradient, for theta = [W | b] (C, d+1).
+
+    ``x`` (n, d) features, ``y`` (n,) labels in [0, C); the closed form is :func:`fit_probes`'s L-BFGS
+    objective (checked here; the solver calls it unchecked).
+    """
+    x = checks.tensor("x", x, ndim=2)
+    theta = checks.tensor("theta", theta, ndim=2)
+    if theta.shape[1] != x.shape[1] + 1:
+        raise ValueError(f"theta must be (C, d + 1) = (C, {x.shape[1] + 1}), got {tuple(theta.shape)}")
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x.shape[0],):
+        raise TypeError(f"y must be an int64 tensor of shape ({x.shape[0]},)")
+    if len(y) == 0 or int(y.min()) < 0 or int(y.max()) >= theta.shape[0]:
+        raise ValueError(f"y must be non-empty with labels in [0, {theta.shape[0]})")
+    return _objective_and_gradient(x, theta.to(x), y, checks.positive_float("l2", l2, allow_zero=True))
+
+
 def _objective_and_gradient(
     x: torch.Tensor, theta: torch.Tensor, y: torch.Tensor, l2: float
 ) -> tuple[float, torch.Tensor]:

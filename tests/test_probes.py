@@ -121,12 +121,16 @@ def test_lbfgs_gradient_matches_autograd():
     x = torch.randn(50, 7, generator=_gen(5), dtype=torch.float64)
     y = torch.randint(0, 4, (50,), generator=_gen(6))
     theta = torch.randn(4, 8, generator=_gen(7), dtype=torch.float64, requires_grad=True)
-    value, grad = probes._objective_and_gradient(x, theta.detach(), y, 0.3)
+    value, grad = probes.objective_and_gradient(x, theta.detach(), y, 0.3)
     w, b = theta[:, :-1], theta[:, -1]
     expected = torch.nn.functional.cross_entropy(x @ w.T + b, y) + 0.15 * w.square().sum()
     (auto,) = torch.autograd.grad(expected, theta)
     assert value == pytest.approx(expected.item(), rel=1e-12)
     torch.testing.assert_close(grad, auto, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="theta"):
+        probes.objective_and_gradient(x, theta.detach()[:, :-1], y, 0.3)
+    with pytest.raises(ValueError, match="y"):
+        probes.objective_and_gradient(x, theta.detach(), y + 4, 0.3)
 
 
 def test_lbfgs_reaches_the_scikit_learn_optimum_on_digits():
