@@ -256,8 +256,8 @@ def test_walkback_loss_refuses_a_too_short_scaled_head(digits):
 )
 def test_walkback_does_not_add_spurious_samples_on_the_spiral():
     """Spec T24 (empirical, spec B §4.3): on the 2-D spiral, chains of a Gaussian-head DAE trained with
-    walkback
-    end off the data no more often than those of the plain DAE (+ 0.05). Same recipe as chapter 2 §2.8."""
+    walkback end off the data no more often than those of the plain DAE (+ 0.05). Same recipe as
+    chapter 2 §2.8."""
     from dae_tutor import densities, runtime
 
     data = densities.Spiral().sample(5000, generator=gen(0)).float()
