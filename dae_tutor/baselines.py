@@ -18,6 +18,10 @@ F(v) = −bᵀv − Σ_j softplus(c_j + vᵀW_{:,j}) with P(v) = exp(−F(v))/Z.
 (Hinton 2002), PCD from chains that persist across updates (Tieleman 2008). For small models log Z
 is exact by enumerating the smaller layer.
 
+Besides Algorithm 1 (:func:`train_gan`), :func:`train_discriminator` and :func:`train_generator` train one
+player against the other held fixed (Fig. 1 (b) and (c)); :func:`random_rbm` draws a small RBM for the
+exact checks.
+
 Sources: the GAN paper is Goodfellow et al. (2014), *Generative Adversarial Nets*; the DL book is
 Goodfellow, Bengio and Courville (2016), *Deep Learning*, ch. 20.
 """

@@ -4,9 +4,10 @@
 P_θ(X | X̃) ([GDAE] §4; thesis §5.5.1), and :class:`DeepGSN` is the deep generative stochastic network
 of [GSN14] §6 and Fig. 1 / thesis §5.5.2 and Fig. 5.5: DBM-like odd/even layer updates, noisy tanh
 units, tied weights, salt-and-pepper on every x_t, walkback over 2D steps. :class:`ScaledHead` holds
-the walkback scaling factors α_k of [GSN14] §6 / thesis eq. 5.13. Their stochastic methods draw every
-random number from an explicit ``torch.Generator`` on the data's device; parameters are initialised
-as in :mod:`dae_tutor.nets`.
+the walkback scaling factors α_k of [GSN14] §6 / thesis eq. 5.13, which :class:`ScaledGSN` trains with
+a GSN over random walk lengths; :func:`fit` is the minibatch SGD recipe of [GSN14] §7. Their
+stochastic methods draw every random number from an explicit ``torch.Generator`` on the data's device;
+parameters are initialised as in :mod:`dae_tutor.nets`.
 
 Sources: "the thesis" is G. Alain's PhD thesis (2018); [GDAE] = Bengio, Yao, Alain and Vincent (2013),
 *Generalized Denoising Auto-Encoders as Generative Models*; [GSN14] = Bengio, Thibodeau-Laufer, Alain
