@@ -18,6 +18,10 @@ F(v) = −bᵀv − Σ_j softplus(c_j + vᵀW_{:,j}) with P(v) = exp(−F(v))/Z.
 (Hinton 2002), PCD from chains that persist across updates (Tieleman 2008). For small models log Z
 is exact by enumerating the smaller layer.
 
+Besides Algorithm 1 (:func:`train_gan`), :func:`train_discriminator` and :func:`train_generator` train one
+player against the other held fixed (Fig. 1 (b) and (c)); :func:`random_rbm` draws a small RBM for the
+exact checks.
+
 Sources: the GAN paper is Goodfellow et al. (2014), *Generative Adversarial Nets*; the DL book is
 Goodfellow, Bengio and Courville (2016), *Deep Learning*, ch. 20.
 """
@@ -32,7 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from dae_tutor import checks, markov, nets, runtime
+from dae_tutor import checks, markov, nets, runtime, train
 from dae_tutor.errors import DivergenceError
 
 NOISE_PRIORS = ("gaussian", "uniform")
@@ -214,8 +218,7 @@ def train_gan(
     Raises:
         DivergenceError: as soon as V or G's loss is NaN or infinite.
     """
-    if not isinstance(gan, GAN):
-        raise TypeError(f"gan must be a GAN, got {type(gan).__name__}")
+    gan = _gan(gan)
     steps = checks.positive_int("steps", steps)
     k = checks.positive_int("k", k)
     generator_steps = checks.positive_int("generator_steps", generator_steps)
@@ -253,6 +256,61 @@ def train_gan(
         if callback is not None:
             callback(step, gan)
     return history
+
+
+def train_discriminator(
+    gan: GAN,
+    data: torch.Tensor | Callable[[int, torch.Generator], torch.Tensor],
+    *,
+    steps: int,
+    lr: float,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> list[float]:
+    """Adam steps of D alone against a fixed G: Algorithm 1's inner loop run to convergence (Prop. 1).
+
+    Each step draws ``batch_size`` data points (``data`` as in :func:`train_gan`), then as many z, from one
+    generator seeded ``seed``, and descends :meth:`GAN.discriminator_loss` = −V(D, G). With enough steps
+    D approaches D* = p_data / (p_data + p_g) (GAN paper Fig. 1 (b)). Returns the loss history.
+    """
+    gan = _gan(gan)
+    sample = _data_sampler(data, gan.data_dim)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    gen = runtime.generator(checks.nonnegative_int("seed", seed), gan._like().device)
+    return train.train_loop(
+        lambda: gan.discriminator_loss(sample(batch_size, gen), gan.noise(batch_size, gen)),
+        gan.discriminator,
+        steps=steps,
+        lr=lr,
+        progress=False,
+    )
+
+
+def train_generator(
+    gan: GAN, *, steps: int, lr: float, seed: int = 0, batch_size: int = 256, loss: str = "non-saturating"
+) -> list[float]:
+    """Adam steps of G alone against a fixed D on :meth:`GAN.generator_loss` (GAN paper Fig. 1 (c)).
+
+    Run long, G moves its mass to D's favourite points: the "Helvetica scenario" (GAN paper §6).
+    ``batch_size`` z per step from a generator seeded ``seed``; returns the loss history.
+    """
+    gan = _gan(gan)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    loss = checks.one_of("loss", loss, GENERATOR_LOSSES)
+    gen = runtime.generator(checks.nonnegative_int("seed", seed), gan._like().device)
+    return train.train_loop(
+        lambda: gan.generator_loss(gan.noise(batch_size, gen), loss),
+        gan.generator,
+        steps=steps,
+        lr=lr,
+        progress=False,
+    )
+
+
+def _gan(gan: object) -> GAN:
+    if not isinstance(gan, GAN):
+        raise TypeError(f"gan must be a GAN, got {type(gan).__name__}")
+    return gan
 
 
 # ----------------------------------------------------------------------------- RBM
@@ -482,3 +540,18 @@ def train_rbm(
             raise DivergenceError(step, error, steps, "RBM training")
         history.append(error)
     return history
+
+
+def random_rbm(
+    n_vis: int, n_hid: int, *, seed: int, weight_std: float, dtype: torch.dtype | None = None
+) -> RBM:
+    """An RBM with random parameters: W ~ N(0, weight_std²) (seed ``seed``), b, c ~ N(0, 1) (``seed + 1``).
+
+    The biases are drawn in ``dtype`` (default torch's), b before c, from one generator: a teacher or
+    a student of the exact-gradient checks (small enough for :meth:`RBM.log_prob` to enumerate).
+    """
+    seed = checks.nonnegative_int("seed", seed)
+    gen, dtype = runtime.generator(seed + 1), nets.parameter_dtype(dtype)
+    b = torch.randn(checks.positive_int("n_vis", n_vis), generator=gen, dtype=dtype)
+    c = torch.randn(checks.positive_int("n_hid", n_hid), generator=gen, dtype=dtype)
+    return RBM(n_vis, n_hid, weight_std=weight_std, b=b, c=c, seed=seed, dtype=dtype)

@@ -4,9 +4,10 @@
 P_θ(X | X̃) ([GDAE] §4; thesis §5.5.1), and :class:`DeepGSN` is the deep generative stochastic network
 of [GSN14] §6 and Fig. 1 / thesis §5.5.2 and Fig. 5.5: DBM-like odd/even layer updates, noisy tanh
 units, tied weights, salt-and-pepper on every x_t, walkback over 2D steps. :class:`ScaledHead` holds
-the walkback scaling factors α_k of [GSN14] §6 / thesis eq. 5.13. Their stochastic methods draw every
-random number from an explicit ``torch.Generator`` on the data's device; parameters are initialised
-as in :mod:`dae_tutor.nets`.
+the walkback scaling factors α_k of [GSN14] §6 / thesis eq. 5.13, which :class:`ScaledGSN` trains with
+a GSN over random walk lengths; :func:`fit` is the minibatch SGD recipe of [GSN14] §7. Their
+stochastic methods draw every random number from an explicit ``torch.Generator`` on the data's device;
+parameters are initialised as in :mod:`dae_tutor.nets`.
 
 Sources: "the thesis" is G. Alain's PhD thesis (2018); [GDAE] = Bengio, Yao, Alain and Vincent (2013),
 *Generalized Denoising Auto-Encoders as Generative Models*; [GSN14] = Bengio, Thibodeau-Laufer, Alain
@@ -18,13 +19,14 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from dae_tutor import checks, corruption
+from dae_tutor import checks, corruption, runtime, train
 from dae_tutor.nets import initial_generator, parameter_dtype, uniform
 
 
@@ -576,3 +578,98 @@ class ScaledHead(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_steps={self.n_steps}"
+
+
+class ScaledGSN(nn.Module):
+    """A :class:`DeepGSN` with walkback scaling factors (:class:`ScaledHead`), trained on random walk lengths.
+
+    Thesis §5.3.3 / [GSN14] §6: each minibatch walks back T ~ U{2, …, K} steps and step k's logits are
+    scaled by α_k (:meth:`walkback_loss`). Sample from ``self.gsn`` with ``logit_scale = α_1``.
+
+    Args:
+        layer_sizes: of the :class:`DeepGSN` (``gsn``).
+        n_steps: K >= 2, the number of α_k of the :class:`ScaledHead` (``head``).
+    """
+
+    def __init__(self, layer_sizes: Sequence[int], n_steps: int = 6) -> None:
+        super().__init__()
+        if checks.positive_int("n_steps", n_steps) < 2:
+            raise ValueError(f"n_steps must be >= 2 (T is drawn from 2 ... n_steps), got {n_steps}")
+        self.gsn = DeepGSN(layer_sizes)
+        self.head = ScaledHead(n_steps)
+
+    def walkback_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """:meth:`DeepGSN.walkback_loss` with ``scales = head`` over T ~ U{2, …, K} steps (T drawn first)."""
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        k = int(torch.randint(2, self.head.n_steps + 1, (1,), generator=generator, device=generator.device))
+        return self.gsn.walkback_loss(x, generator, n_steps=k, scales=self.head)
+
+
+def fit(
+    model: nn.Module,
+    loss_of: Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    optimizer: str = "sgd",
+    optimizer_options: dict[str, Any] | None = None,
+    epochs: int = 1,
+    lr_decay: float = 1.0,
+    seed: int = 0,
+    snapshot_epochs: Sequence[int] = (),
+    desc: str = "training",
+) -> dict[str, Any]:
+    """Minibatch training of a binary model: ``epochs`` × ``steps`` steps on batches drawn from ``x``.
+
+    Epoch e (from 0) runs :func:`dae_tutor.train.train_loop` for ``steps`` steps at learning rate
+    ``lr · lr_decay**e`` on ``loss_of(model, x[idx], generator)`` with ``batch`` indices drawn with
+    replacement, all from one generator seeded ``seed`` on ``x``'s device. [GSN14] §7's recipe is SGD with
+    momentum 0.5 (a fresh optimiser each epoch) and ``lr_decay = 0.99``.
+
+    Returns:
+        ``{"history": mean loss per epoch, "snapshots": {epoch: means}}`` where, after each epoch of
+        ``snapshot_epochs`` (1-based), ``means`` are the 40 mean-field steps
+        (40, n_vis) on the CPU of ``model.sample_chain`` from ``x[:1]`` (generator seeded ``seed + 1``).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_of):
+        raise TypeError(f"loss_of must be callable, got {type(loss_of).__name__}")
+    x = checks.nonempty("x", checks.tensor("x", x, ndim=2))
+    steps = checks.positive_int("steps", steps)
+    batch = checks.positive_int("batch", batch)
+    epochs = checks.positive_int("epochs", epochs)
+    lr_decay = checks.positive_float("lr_decay", lr_decay)
+    seed = checks.nonnegative_int("seed", seed)
+    snapshot_epochs = checks.int_sequence("snapshot_epochs", snapshot_epochs)
+    if snapshot_epochs and not hasattr(model, "sample_chain"):
+        raise ValueError("snapshot_epochs needs a model with a sample_chain method")
+    gen = runtime.generator(seed, x.device)
+    history, snapshots = [], {}
+    for epoch in range(epochs):
+
+        def loss_fn() -> torch.Tensor:
+            idx = torch.randint(len(x), (batch,), generator=gen, device=x.device)
+            return loss_of(model, x[idx], gen)
+
+        epoch_losses = train.train_loop(
+            loss_fn,
+            model,
+            steps=steps,
+            optimizer=optimizer,
+            lr=lr * lr_decay**epoch,
+            optimizer_options=optimizer_options,
+            progress=False,
+            desc=desc,
+        )
+        history.append(float(np.mean(epoch_losses)))
+        if epoch + 1 in snapshot_epochs:
+            with torch.no_grad():
+                means = model.sample_chain(
+                    x[:1], 40, runtime.generator(seed + 1, x.device), return_means=True
+                )[1]
+            snapshots[epoch + 1] = means[:, 0].cpu()
+    return {"history": history, "snapshots": snapshots}

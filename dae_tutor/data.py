@@ -22,6 +22,8 @@ the same order: ``$DAE_TUTOR_DATA``, the cache ``<cache>/svhn`` (MD5-verified), 
 from :data:`SVHN_MIRRORS` (or ``$DAE_TUTOR_SVHN_MIRRORS``; set it empty to forbid
 downloads) checked against the official MD5s. There is no bundled fallback: without the
 files it raises ``FileNotFoundError`` saying how to get them.
+
+:func:`binary_digits` gives chapter 2's binary digits: scikit-learn's 8×8 digits or MNIST, thresholded.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import numpy as np
 import scipy.io
 import torch
 
-from dae_tutor import cache, checks
+from dae_tutor import cache, checks, runtime
 
 DATA_ENV_VAR = "DAE_TUTOR_DATA"
 MIRRORS_ENV_VAR = "DAE_TUTOR_MNIST_MIRRORS"
@@ -68,6 +70,7 @@ SVHN_SHAPE = (3, 32, 32)  # channels, rows, columns: the order of the flattened 
 DOWNLOAD_TIMEOUT_S = 20.0
 SPLITS = ("train", "valid", "test")
 BINARIZE_MODES = ("threshold", "stochastic")
+BINARY_DIGITS = ("digits8x8", "mnist")  # the data sets of binary_digits
 N_VALID = 10_000  # the last N_VALID images of the official training set form "valid"
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"  # package data: ships in the wheel
@@ -370,3 +373,24 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.size and (labels.min() < 1 or labels.max() > 10):
         raise ValueError(f"{path}: labels y must lie in 1..10, got [{labels.min()}, {labels.max()}]")
     return x.transpose(3, 2, 0, 1), (labels % 10).astype(np.uint8)
+
+
+def binary_digits(name: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+    """Threshold-binarised digits (x > 0.5) for chapter 2: ``({split: images}, train labels, image side)``.
+
+    ``"digits8x8"``: scikit-learn's 1,797 8×8 digits (grey levels / 16), shuffled by a generator seeded 0,
+    split 1200 / 300 / 297 into train / valid / test; ``"mnist"``: :func:`mnist`'s three splits (28×28).
+    Images are float32 (n, side²) in {0, 1}.
+    """
+    name = checks.one_of("name", name, BINARY_DIGITS)
+    if name == "digits8x8":
+        from sklearn.datasets import load_digits
+
+        raw = load_digits()
+        x = binarize(torch.tensor(raw.data / 16, dtype=torch.float32), "threshold")
+        labels = torch.tensor(raw.target)
+        order = torch.randperm(len(x), generator=runtime.generator(0))
+        x, labels = x[order], labels[order]
+        return {"train": x[:1200], "valid": x[1200:1500], "test": x[1500:]}, labels[:1200], 8
+    splits = {s: mnist(s, binarize="threshold") for s in SPLITS}
+    return {s: v[0] for s, v in splits.items()}, splits["train"][1], 28

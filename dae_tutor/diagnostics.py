@@ -12,6 +12,7 @@ hides:
   draws a chain's scalar statistic (an arc position, a coordinate, an energy) is worth;
 * :func:`mode_hops`: how often each chain changes mode on a multi-modal target, and the share of
   time it spends in each;
+* :func:`heavy_modes`: how many modes of a pmf on a 1-d grid hold a given share of its mass;
 * :func:`spurious_fraction`: the share of samples farther than a radius from every data point, the
   "spurious samples" of a chain that leaves the data ([TH] §5.3.2: "the DAE's behavior far from the
   training examples can create spurious modes"; chapter 2's walkback experiment).
@@ -24,6 +25,7 @@ All sums are accumulated in float64.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -37,6 +39,7 @@ __all__ = [
     "curve_positions",
     "effective_sample_size",
     "energy_distance",
+    "heavy_modes",
     "integrated_autocorrelation_time",
     "manifold_coverage",
     "mmd",
@@ -317,3 +320,19 @@ def spurious_fraction(samples: torch.Tensor, data: torch.Tensor, radius: float) 
     radius = checks.positive_float("radius", radius)
     nearest = torch.cat([torch.cdist(chunk, data).min(dim=1).values for chunk in samples.split(1024)])
     return (nearest > radius).double().mean().item()
+
+
+def heavy_modes(q: torch.Tensor, share: float = 0.01) -> int:
+    """Modes of a pmf ``q`` on a 1-d grid whose basin holds more than ``share`` of its mass.
+
+    The basins are the runs between consecutive local minima (q_i <= q_{i-1} and q_i < q_{i+1}); a
+    mode counts when its basin's mass exceeds ``share`` (chapter 2, §2.1: the modes of P(X | x̃)).
+    """
+    q = checks.tensor("q", q, ndim=1)
+    if len(q) < 3:
+        raise ValueError(f"q must hold at least 3 grid values, got {len(q)}")
+    share = checks.probability("share", share)
+    inner = q[1:-1]
+    minima = torch.nonzero((inner <= q[:-2]) & (inner < q[2:])).flatten() + 1
+    cuts = [0, *minima.tolist(), len(q)]
+    return sum(float(q[a:b].sum()) > share for a, b in itertools.pairwise(cuts))

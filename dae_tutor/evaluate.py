@@ -13,7 +13,8 @@ the memory budget is ``batch_size × N`` squared distances at once (by default a
 :data:`DEFAULT_MAX_ELEMENTS`, 128 MiB).
 
 Sample diagnostics: :func:`nearest_neighbours` (the memorisation check of GAN Fig. 2's right
-column) and :func:`mode_coverage` (modes hit and share of good samples on a 2-D mixture).
+column) and :func:`mode_coverage` (modes hit and share of good samples on a 2-D mixture); the
+centres of a Markov-chain model are its consecutive samples, :func:`chain_samples`.
 """
 
 from __future__ import annotations
@@ -198,3 +199,28 @@ def parzen_score(
     sigma, curve = select_parzen_sigma(samples, valid, sigmas, batch_size=batch_size)
     mean, se = mean_and_stderr(parzen_log_likelihood(samples, test, sigma, batch_size=batch_size))
     return {"mean": mean, "se": se, "sigma": sigma, "curve": curve}
+
+
+def chain_samples(
+    model: torch.nn.Module,
+    x0: torch.Tensor,
+    n_steps: int,
+    generator: torch.Generator | None,
+    *,
+    burn_in: int = 0,
+    **kw: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Consecutive chain samples as Parzen centres: the GSN and GDAE papers' protocol (GSN paper §7).
+
+    Runs ``model.sample_chain(x0, burn_in + n_steps, generator, return_means=True, **kw)`` from the B
+    rows of ``x0``, drops the first ``burn_in`` steps and returns (mean-field outputs, stochastic
+    samples), each flattened step-major to (n_steps · B, d).
+    """
+    if not callable(getattr(model, "sample_chain", None)):
+        raise TypeError(f"model must have a sample_chain method, got {type(model).__name__}")
+    n_steps = checks.positive_int("n_steps", n_steps)
+    burn_in = checks.nonnegative_int("burn_in", burn_in)
+    samples, means = model.sample_chain(x0, burn_in + n_steps, generator, return_means=True, **kw)
+    keep = slice(burn_in, None)
+    d = means.shape[-1]
+    return means[keep].reshape(-1, d), samples[keep].reshape(-1, d)

@@ -14,7 +14,8 @@
   "10 000 fixed corrupted samples" of Fig. 3.5). Its minimiser is
   r*(x̃) = E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) (thesis eq. 3.4–3.5).
 * :func:`gaussian_walkback_loss` is the walkback criterion of a DAE with a Gaussian reconstruction head
-  ([GDAE] Algorithm 2), beside the plain criterion :func:`dae_loss`.
+  ([GDAE] Algorithm 2), beside the plain criterion :func:`dae_loss`; :func:`fit_gaussian_walkback`
+  minimises it on minibatches.
 * :func:`fit_dae_ensemble` trains many such DAEs (one per σ) at once, as one
   model with stacked parameters and batched matmuls, and gives the same
   models as separate :func:`fit_dae` calls with the same seeds.
@@ -671,3 +672,32 @@ def fit_dae_ensemble(
     if not return_history:
         return members
     return members, torch.stack(member_losses).T.tolist()
+
+
+def fit_gaussian_walkback(
+    r: nn.Module,
+    x: torch.Tensor,
+    sigma: float,
+    s: float,
+    *,
+    steps: int,
+    lr: float,
+    walkback_steps: int = 1,
+    batch: int = 256,
+    seed: int = 0,
+    desc: str = "walkback DAE",
+) -> list[float]:
+    """Adam on :func:`gaussian_walkback_loss` over minibatches of ``x`` drawn with replacement.
+
+    One generator seeded ``seed`` (on ``x``'s device) draws each step's ``batch`` indices and then its
+    corruptions ([GDAE] Algorithm 2 with a fixed walk length); returns the loss history.
+    """
+    x = checks.nonempty("x", checks.tensor("x", x, ndim=2))
+    batch = checks.positive_int("batch", batch)
+    g = runtime.generator(checks.nonnegative_int("seed", seed), x.device)
+
+    def loss_fn() -> torch.Tensor:
+        idx = torch.randint(len(x), (batch,), generator=g, device=x.device)
+        return gaussian_walkback_loss(r, x[idx], sigma, s, g, walkback_steps=walkback_steps)
+
+    return train_loop(loss_fn, r, steps=steps, lr=lr, progress=False, desc=desc)

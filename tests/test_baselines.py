@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
+from test_gan_theory import _gan_1d  # the 1-D GAN of the exact checks
 
 from dae_tutor import baselines as B
 from dae_tutor import gan_theory as T
@@ -224,3 +226,63 @@ def test_training_stops_on_nan() -> None:
 def test_bad_inputs(call, error, message) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+# ------------------------------------------------------------- D alone, G alone, random RBMs
+
+
+def test_train_discriminator_approaches_d_star_against_a_fixed_g() -> None:
+    """Prop. 1: D trained alone tends to D* = p_data / (p_data + p_g); the untrained D is the control."""
+    x = torch.linspace(-3, 7, 20_001, dtype=F64)
+    log_p_data = torch.distributions.Normal(
+        torch.tensor(0.0, dtype=F64), torch.tensor(1.0, dtype=F64)
+    ).log_prob(x)
+    gan = _gan_1d(0)  # G(z) in [-0.33, -0.13]: overlapping the data's N(0, 1)
+    before = T.exact_state(gan, x, log_p_data)
+    g_before = copy.deepcopy(gan.generator.state_dict())
+    history = B.train_discriminator(
+        gan, lambda m, gen: torch.randn(m, 1, generator=gen, dtype=F64), steps=600, lr=3e-3, seed=1
+    )
+    after = T.exact_state(gan, x, log_p_data)
+    assert len(history) == 600
+    assert after["d_error"] < 0.3 * before["d_error"], (before, after)
+    assert after["criterion"] - after["value"] < 0.3 * (before["criterion"] - before["value"])  # V -> C(G)
+    for name, value in gan.generator.state_dict().items():  # G did not move
+        torch.testing.assert_close(value, g_before[name], rtol=0, atol=0)
+
+
+def test_train_generator_moves_g_to_where_the_fixed_d_says_data() -> None:
+    gan = _gan_1d(0)
+    B.train_discriminator(
+        gan, lambda m, gen: 2 + 0.3 * torch.randn(m, 1, generator=gen, dtype=F64), steps=300, lr=3e-3
+    )
+    d_before = copy.deepcopy(gan.discriminator.state_dict())
+    z = gan.noise(1_000, runtime.generator(5))
+    with torch.no_grad():
+        fooled_before = gan.discriminate(gan.generate(z)).mean().item()
+    B.train_generator(gan, steps=200, lr=1e-2, seed=3)
+    with torch.no_grad():
+        fooled_after = gan.discriminate(gan.generate(z)).mean().item()
+    assert fooled_after > fooled_before + 0.3, (fooled_before, fooled_after)  # G ran to D's favourite points
+    for name, value in gan.discriminator.state_dict().items():
+        torch.testing.assert_close(value, d_before[name], rtol=0, atol=0)
+    with pytest.raises(TypeError, match="gan"):
+        B.train_generator("gan", steps=1, lr=0.1)
+    with pytest.raises(ValueError, match="loss"):
+        B.train_generator(gan, steps=1, lr=0.1, loss="wasserstein")
+    with pytest.raises(ValueError, match="batch_size"):
+        B.train_discriminator(gan, torch.zeros(4, 1, dtype=F64), steps=1, lr=0.1, batch_size=0)
+
+
+def test_random_rbm_draws_its_biases_from_seed_plus_one_and_is_a_normalised_model() -> None:
+    rbm = B.random_rbm(6, 4, seed=3, weight_std=0.7, dtype=F64)
+    gen = runtime.generator(4)  # the documented draws: b, then c, N(0, 1), from seed + 1
+    torch.testing.assert_close(rbm.b.detach(), torch.randn(6, generator=gen, dtype=F64), rtol=0, atol=0)
+    torch.testing.assert_close(rbm.c.detach(), torch.randn(4, generator=gen, dtype=F64), rtol=0, atol=0)
+    torch.testing.assert_close(rbm.W, B.RBM(6, 4, weight_std=0.7, seed=3, dtype=F64).W, rtol=0, atol=0)
+    # a normalised model: its exact log Z matches the brute-force sum over every (v, h)
+    assert abs(rbm.log_partition().item() - _brute_force_log_z(rbm)) < 1e-10
+    big = B.random_rbm(4_000, 2, seed=0, weight_std=0.1, dtype=F64)
+    assert abs(big.b.std().item() - 1) < 0.05 and abs(big.b.mean().item()) < 0.05  # N(0, 1) biases
+    with pytest.raises(ValueError, match="seed"):
+        B.random_rbm(3, 2, seed=-1, weight_std=1.0)

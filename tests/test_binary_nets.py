@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dae_tutor import checks, nets
-from dae_tutor.binary_nets import BernoulliDAE, DeepGSN, ScaledHead
+from dae_tutor.binary_nets import BernoulliDAE, DeepGSN, ScaledGSN, ScaledHead, fit
 from dae_tutor.chains import gaussian_dae_step
 from dae_tutor.corruption import salt_and_pepper
 from dae_tutor.diagnostics import spurious_fraction
@@ -381,3 +381,83 @@ def test_generator_check_accepts_none_and_matching_devices():
     assert checks.generator("generator", None, x) is None
     g = gen(0)
     assert checks.generator("generator", g, x) is g
+
+
+# ScaledGSN and fit -----------------------------------------------------------------------------------
+def test_scaled_gsn_loss_walks_a_uniform_number_of_steps_from_two_to_k(digits):
+    """ScaledGSN's loss is the scaled walkback loss over T ~ U{2..K}, T drawn first from the generator."""
+    model = ScaledGSN((64, 16, 16), 4)
+    x = digits[:8]
+    lengths = []
+    for seed in range(21):
+        g, g_ref = gen(seed), gen(seed)
+        t = int(torch.randint(2, 5, (1,), generator=g_ref))
+        lengths.append(t)
+        expected = model.gsn.walkback_loss(x, g_ref, n_steps=t, scales=model.head)
+        torch.testing.assert_close(model.walkback_loss(x, g), expected, rtol=0, atol=0)
+    assert set(lengths) == {2, 3, 4}  # never 1, never more than K
+    # the parameters of a DeepGSN and of a ScaledHead, under the names chapter 2's cached models use
+    assert {k.split(".")[0] for k in model.state_dict()} == {"gsn", "head"} and "head.a" in model.state_dict()
+    with pytest.raises(ValueError, match="n_steps"):
+        ScaledGSN((64, 16, 16), 1)
+    with pytest.raises(TypeError, match="generator"):
+        model.walkback_loss(x, None)
+
+
+def test_fit_learns_digits_beyond_an_untrained_control(digits):
+    """A DAE fitted by fit() reconstructs held-out digits better than the same DAE untrained (control)."""
+    train_x, held_out = digits[:1200], digits[1200:]
+    untrained = BernoulliDAE(64, 64, input_noise=0.3, seed=0)
+    model = BernoulliDAE(64, 64, input_noise=0.3, seed=0)
+    info = fit(
+        model,
+        lambda m, x, g: m.loss(x, g),
+        train_x,
+        steps=40,
+        batch=32,
+        lr=0.5 / 64,
+        optimizer_options={"momentum": 0.5},
+        epochs=3,
+        lr_decay=0.99,
+        snapshot_epochs=(2,),
+    )
+    assert len(info["history"]) == 3 and info["history"][-1] < info["history"][0]
+    assert list(info["snapshots"]) == [2] and info["snapshots"][2].shape == (40, 64)
+    with torch.no_grad():
+        trained_loss = model.loss(held_out, gen(9)).item()
+        control_loss = untrained.loss(held_out, gen(9)).item()
+    assert trained_loss < 0.8 * control_loss, (trained_loss, control_loss)
+
+
+def test_fit_epoch_is_train_loop_on_seeded_minibatches_with_decayed_lr(digits):
+    """Second implementation: two epochs of fit() = two train_loop runs at lr and lr * decay."""
+    a, b = BernoulliDAE(64, 16, seed=2), BernoulliDAE(64, 16, seed=2)
+    info = fit(
+        a, lambda m, x, g: m.loss(x, g), digits, steps=5, batch=8, lr=0.01, epochs=2, lr_decay=0.5, seed=3
+    )
+    g = gen(3)
+    history = []
+    for epoch in range(2):
+        losses = train_loop(
+            lambda: b.loss(digits[torch.randint(len(digits), (8,), generator=g)], g),
+            b,
+            steps=5,
+            optimizer="sgd",
+            lr=0.01 * 0.5**epoch,
+        )
+        history.append(sum(losses) / len(losses))
+    torch.testing.assert_close(a.W, b.W, rtol=0, atol=0)
+    assert info["history"] == pytest.approx(history, rel=1e-12)
+
+
+def test_fit_rejects_bad_arguments(digits):
+    model = BernoulliDAE(64, 8)
+    loss_of = lambda m, x, g: m.loss(x, g)  # noqa: E731
+    with pytest.raises(TypeError, match="model"):
+        fit("dae", loss_of, digits, steps=1, batch=2, lr=0.1)
+    with pytest.raises(TypeError, match="loss_of"):
+        fit(model, None, digits, steps=1, batch=2, lr=0.1)
+    with pytest.raises(ValueError, match="steps"):
+        fit(model, loss_of, digits, steps=0, batch=2, lr=0.1)
+    with pytest.raises(ValueError, match="snapshot_epochs"):
+        fit(ScaledGSN((64, 8, 8)), loss_of, digits, steps=1, batch=2, lr=0.1, snapshot_epochs=(1,))

@@ -576,3 +576,28 @@ def test_bad_mirror_setting_is_named(monkeypatch):
 def test_any_unknown_split_is_rejected(split):
     with pytest.raises(ValueError, match="split"):
         data.mnist(split)
+
+
+# binary_digits --------------------------------------------------------------------------------------
+def test_binary_digits_8x8_is_a_split_of_thresholded_sklearn_digits() -> None:
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    splits, labels, side = data.binary_digits("digits8x8")
+    assert side == 8 and {k: len(v) for k, v in splits.items()} == {"train": 1200, "valid": 300, "test": 297}
+    # independent truth: every image (with its label) is one of scikit-learn's, thresholded at 8/16
+    expected = {(tuple((row > 8).astype(int)), int(y)) for row, y in zip(raw.data, raw.target, strict=True)}
+    train = splits["train"]
+    assert train.dtype == torch.float32 and set(train.unique().tolist()) <= {0.0, 1.0}
+    got = {(tuple(int(v) for v in row), int(y)) for row, y in zip(train, labels, strict=True)}
+    assert got <= expected
+    # the three splits are a permutation of all 1,797 images
+    everything = torch.cat([splits["train"], splits["valid"], splits["test"]])
+    assert sorted(map(tuple, everything.int().tolist())) == sorted(
+        map(tuple, (raw.data > 8).astype(int).tolist())
+    )
+
+
+def test_binary_digits_rejects_an_unknown_name() -> None:
+    with pytest.raises(ValueError, match="name"):
+        data.binary_digits("cifar")

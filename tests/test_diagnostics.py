@@ -401,3 +401,25 @@ def test_spurious_fraction_counts_the_samples_off_the_data():
     assert D.spurious_fraction(pts, data, 0.1) == 0.5
     with pytest.raises(ValueError, match="radius"):
         D.spurious_fraction(pts, data, 0.0)
+
+
+# heavy_modes ------------------------------------------------------------------------------------------
+def test_heavy_modes_counts_separated_bumps_above_the_share() -> None:
+    # five well-separated Gaussian bumps with known weights: each basin holds its bump's weight (the
+    # overlap is < 1e-20), so exactly the bumps heavier than `share` count
+    grid = torch.linspace(0, 10, 4001, dtype=torch.float64)
+    weights = torch.tensor([0.4, 0.3, 0.2, 0.095, 0.005], dtype=torch.float64)
+    centres = torch.tensor([1.0, 3.0, 5.0, 7.0, 9.0], dtype=torch.float64)
+    q = (weights[:, None] * torch.exp(-0.5 * ((grid - centres[:, None]) / 0.1) ** 2)).sum(0)
+    q = q / q.sum()
+    assert D.heavy_modes(q, share=0.01) == 4
+    assert D.heavy_modes(q, share=0.001) == 5
+    assert D.heavy_modes(q, share=0.25) == 2
+    assert D.heavy_modes(torch.full((50,), 0.02, dtype=torch.float64)) == 1  # flat: one basin
+
+
+def test_heavy_modes_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="q"):
+        D.heavy_modes(torch.ones(2))
+    with pytest.raises(ValueError, match="share"):
+        D.heavy_modes(torch.ones(5), share=1.5)

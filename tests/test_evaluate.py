@@ -187,3 +187,26 @@ def test_parzen_score_is_the_papers_protocol_computed_by_numpy() -> None:
     np.testing.assert_allclose(got["se"], lls.std() / np.sqrt(len(lls)), rtol=1e-10)
     narrow = E.parzen_score(samples, valid, test, [0.01, 0.02])  # control: another grid, another σ
     assert narrow["sigma"] in (0.01, 0.02) and narrow["mean"] < got["mean"]
+
+
+# chain_samples --------------------------------------------------------------------------------------
+def test_chain_samples_drops_the_burn_in_and_flattens_step_major() -> None:
+    from dae_tutor.binary_nets import BernoulliDAE
+
+    model = BernoulliDAE(6, 5, seed=0)
+    x0 = (torch.arange(18).reshape(3, 6) % 2).double().to(model.W.dtype)
+    means, samples = E.chain_samples(model, x0, 4, torch.Generator().manual_seed(1), burn_in=2)
+    full_samples, full_means = model.sample_chain(x0, 6, torch.Generator().manual_seed(1), return_means=True)
+    assert means.shape == samples.shape == (12, 6)
+    torch.testing.assert_close(means, full_means[2:].reshape(12, 6), rtol=0, atol=0)
+    torch.testing.assert_close(samples, full_samples[2:].reshape(12, 6), rtol=0, atol=0)
+    torch.testing.assert_close(samples[5], full_samples[2 + 1, 2], rtol=0, atol=0)  # row 5 = step 1, chain 2
+
+
+def test_chain_samples_rejects_bad_arguments() -> None:
+    with pytest.raises(TypeError, match="model"):
+        E.chain_samples(torch.nn.Linear(2, 2), torch.zeros(1, 2), 3, None)
+    from dae_tutor.binary_nets import BernoulliDAE
+
+    with pytest.raises(ValueError, match="burn_in"):
+        E.chain_samples(BernoulliDAE(2, 2), torch.zeros(1, 2), 3, None, burn_in=-1)

@@ -1221,6 +1221,23 @@ case(
     data=T(*F, "width"),
     radius=POS,
 )
+case(
+    "diagnostics.heavy_modes",
+    diagnostics.heavy_modes,
+    lambda: dict(q=torch.tensor([0.1, 0.3, 0.1, 0.4, 0.1], dtype=torch.float64), share=0.01),
+    q=T(*F),
+    share=PROB,
+)
+case(
+    "evaluate.chain_samples",
+    evaluate.chain_samples,
+    lambda: dict(model=BD, x0=BITS, n_steps=2, generator=g(), burn_in=1),
+    model=MODULE,
+    x0=VIS,
+    n_steps=Int(),
+    generator=GEN,
+    burn_in=Int(0),
+)
 
 # baselines ------------------------------------------------------------------------------------------
 case(
@@ -1320,6 +1337,17 @@ case(
     n_hid=Int(),
     weight_std=POS0,
     seed=Int(0),
+    dtype=DTYPE,
+)
+case(
+    "baselines.random_rbm",
+    baselines.random_rbm,
+    lambda: dict(n_vis=4, n_hid=3, seed=0, weight_std=0.5, dtype=torch.float64),
+    finite=False,
+    n_vis=Int(),
+    n_hid=Int(),
+    seed=Int(0),
+    weight_std=POS0,
     dtype=DTYPE,
 )
 RBM = baselines.RBM(4, 3, weight_std=0.5, dtype=torch.float64)
