@@ -921,6 +921,29 @@ case(
 )
 DIAG = torch.linspace(1, 5, 6, dtype=torch.float64)
 case(
+    "curvature.arpack_eigs",
+    curvature.arpack_eigs,
+    lambda: dict(matvec=lambda v: DIAG * v, dim=6, k=2, which="SA", tol=1e-8, shift=5.0, seed=0),
+    matvec=CALL,
+    dim=Int(2),
+    k=Int(),
+    which=CHOICE,
+    tol=POS,
+    shift=Kind(lambda v: st.sampled_from([NAN, INF, "5"])),
+    seed=Int(0),
+)
+EYE6 = torch.eye(6, dtype=torch.float64)
+case(
+    "curvature.ritz_angles",
+    curvature.ritz_angles,
+    lambda: dict(ritz_vectors=EYE6[:, :2], eigenvalues=DIAG, eigenvectors=EYE6, index=[0, 1], min_gap=0.1),
+    ritz_vectors=T(*F),
+    eigenvalues=T(*F, "width"),
+    eigenvectors=T(*F, "width"),
+    index=Kind(lambda v: st.sampled_from([[0], [0, -1], [0, 6], "01", [0, 1.5]])),
+    min_gap=POS0,
+)
+case(
     "curvature.lanczos",
     curvature.lanczos,
     lambda: dict(matvec=lambda v: DIAG * v, dim=6, k=2, which="LA", tol=1e-8, max_iter=30, generator=g()),
@@ -1452,6 +1475,17 @@ case(
     progress=BOOL,
 )
 
+case(
+    "classifiers.lenet",
+    classifiers.lenet,
+    lambda: dict(channels=(2, 3), hidden=4, side=8, seed=0),
+    finite=False,
+    channels=Kind(lambda v: st.sampled_from([(2,), (2, 0), "ab", 2, (2, 1.5)])),
+    hidden=Int(),
+    side=Int(4),
+    seed=Int(0),
+)
+
 # probes ---------------------------------------------------------------------------------------------
 case(
     "probes.RandomSubset", probes.RandomSubset, lambda: dict(k=2, seed=0), finite=False, k=Int(), seed=Int(0)
@@ -1539,6 +1573,16 @@ case(
     lambda: dict(values=[0.1, 0.2, 0.15], tol=0.01),
     values=Kind(lambda v: st.sampled_from([[0.1, NAN], "abc", 3, [[0.1]], [0.1, INF]])),
     tol=POS0,
+)
+
+PIX = torch.rand(3, 16, generator=g())
+case("probes.scramble", probes.scramble, lambda: dict(pixels=PIX, seed=0), pixels=T(*F, "width"), seed=Int(0))
+case(
+    "probes.unscramble",
+    probes.unscramble,
+    lambda: dict(bits=probes.scramble(PIX), seed=0),
+    bits=T(*F, "width", "range"),
+    seed=Int(0),
 )
 
 # score ----------------------------------------------------------------------------------------------
@@ -1653,6 +1697,24 @@ case(
     progress=BOOL,
     desc=Kind(lambda v: st.sampled_from([0, None, b"d"])),
     check_every=Int(),
+)
+case(
+    "train.classifier_checkpoints",
+    train.classifier_checkpoints,
+    lambda: dict(
+        model=small_net(), x=XB, y=YB, steps=2, save_at=[0, 2], seed=0, optimizer="sgd", lr=0.1, batch_size=2
+    ),
+    finite=False,
+    model=MODULE,
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=LABELS,
+    steps=Int(),
+    save_at=Kind(lambda v: st.sampled_from([(-1,), (1.5,), "1", 1, (3,)])),
+    seed=Int(0),
+    optimizer=CHOICE,
+    lr=POS,
+    batch_size=Int(),
 )
 case(
     "train.dae_loss",
