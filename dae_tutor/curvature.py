@@ -531,6 +531,8 @@ def checkpoint_spectrum(
     if not isinstance(objective, DatasetLoss):
         raise TypeError(f"objective must be a DatasetLoss, got {type(objective).__name__}")
     theta = _flat("theta", theta)
+    k, k_sa = checks.positive_int("k", k), checks.positive_int("k_sa", k_sa)
+    tol, seed = checks.positive_float("tol", tol), checks.nonnegative_int("seed", seed)
     dim = sum(p.numel() for p in model.parameters())
     if theta.numel() != dim:
         raise ValueError(f"theta must have the model's {dim} parameters, got {theta.numel()}")
@@ -744,7 +746,8 @@ def timed_run(
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     batch_size = checks.positive_int("batch_size", batch_size)
     eval_every = checks.positive_int("eval_every", eval_every)
-    eval_x, eval_y = eval_data
+    eval_x = checks.tensor("eval_data[0]", eval_data[0])
+    eval_y = checks.class_labels("eval_data[1]", eval_data[1], eval_x.shape[0])
     curvature_steps = isinstance(optimizer, NegativeCurvature)
     clock, curve, step, lams = 0.0, [], 0, []
     while clock < seconds:

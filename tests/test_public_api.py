@@ -1046,6 +1046,49 @@ case(
     generator=GEN,
 )
 case("NegativeCurvature.step", neg_curv_step, lambda: dict(closure="valid"), closure=CALL)
+Y2 = T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,))  # labels of 2 classes
+case(
+    "curvature.checkpoint_spectrum",
+    curvature.checkpoint_spectrum,
+    lambda: dict(
+        model=small_net(), theta=THETA, loss_fn=nn.functional.cross_entropy, data=(XB, YB), k=2, objective=DL
+    ),
+    finite=False,
+    model=MODULE,
+    theta=VEC,
+    loss_fn=CALL,
+    data=DATA,
+    k=Int(),
+    objective=Kind(lambda v: st.sampled_from([0, "objective", None, quad])),
+)
+case(
+    "curvature.timed_run",
+    lambda model, optimizer, **kw: curvature.timed_run(model, optimizer, **kw),
+    lambda: (
+        lambda m: dict(
+            model=m,
+            optimizer=torch.optim.SGD(m.parameters(), lr=0.1),
+            x=XB,
+            y=YB,
+            eval_data=(XB, YB),
+            seconds=0.002,
+            generator=g(),
+            batch_size=2,
+            eval_every=2,
+        )
+    )(small_net()),
+    finite=False,
+    model=MODULE,
+    optimizer=Kind(lambda v: st.sampled_from([0, "sgd", None])),
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=Y2,
+    eval_data=Kind(lambda v: st.sampled_from([(XB,), "e", (XB.long(), YB), (XB, YB[:3]), (XB, YB.float())])),
+    seconds=POS,
+    generator=Kind(lambda v: st.sampled_from([0, "seed", None])),
+    batch_size=Int(),
+    eval_every=Int(),
+)
 
 # nets -----------------------------------------------------------------------------------------------
 DTYPE = Kind(lambda v: st.sampled_from(["float64", torch.int64, 64, torch.bool]))
@@ -1486,6 +1529,26 @@ case(
     seed=Int(0),
 )
 
+case(
+    "classifiers.fit_with_readings",
+    classifiers.fit_with_readings,
+    lambda: dict(
+        make_model=lambda: classifiers.DeepMLP(2, 4, n_in=3),
+        x=x2(6, 3).float(),
+        y=YB,
+        read=lambda m: 0.0,
+        snapshot_steps=(0, 2),
+        epochs=1,
+        batch_size=3,
+    ),
+    finite=False,
+    make_model=CALL,
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,)),
+    read=CALL,
+    snapshot_steps=Kind(lambda v: st.sampled_from([(-1,), (1.5,), "1", 1, (3,)])),
+)
 # probes ---------------------------------------------------------------------------------------------
 case(
     "probes.RandomSubset", probes.RandomSubset, lambda: dict(k=2, seed=0), finite=False, k=Int(), seed=Int(0)
@@ -1566,6 +1629,32 @@ case(
     lambda h: probe_results()["a"].logits(h),
     lambda: dict(h=x2(4, 3)),
     h=T(*F, "width"),
+)
+SPLIT = Kind(lambda v: st.sampled_from([(XB,), "split", [XB, YB], (XB, YB, YB)]))
+case(
+    "probes.layer_readings",
+    probes.layer_readings,
+    lambda: dict(
+        model=small_net(), layers=["0", "2"], train=(XB, YB), valid=(XB, YB), test=(XB, YB), patience=2
+    ),
+    finite=False,
+    model=MODULE,
+    layers=LAYERS,
+    train=SPLIT,
+    valid=SPLIT,
+    test=SPLIT,
+    patience=Int(),
+)
+case(
+    "probes.hooks_are_exact",
+    probes.hooks_are_exact,
+    lambda: dict(model=small_net(), x=XB, y=YB, layers=["0", "2"]),
+    finite=False,
+    model=MODULE,
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=T("type", "numpy", "ndim", "empty", "rows"),
+    layers=LAYERS,
 )
 case(
     "probes.monotonicity_violations",
