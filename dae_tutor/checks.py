@@ -324,6 +324,15 @@ def nonempty(name: str, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def class_labels(name: str, y: object, n: int) -> torch.Tensor:
+    """Check that ``y`` is a 1-d integer tensor of ``n`` class indices >= 0 (one per example)."""
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != n:
+        raise ValueError(f"{name} must be a 1-d tensor of {n} labels")
+    if y.is_floating_point() or y.dtype == torch.bool or not bool((y >= 0).all()):
+        raise ValueError(f"{name} must hold class indices >= 0, got dtype {y.dtype}")
+    return y
+
+
 def same_width(name: str, y: torch.Tensor, ref_name: str, x: torch.Tensor) -> torch.Tensor:
     """Check that the 2-D tensors ``y`` and ``x`` have the same last dimension (points of one space)."""
     if y.shape[-1] != x.shape[-1]:

@@ -11,8 +11,10 @@ drawn from an explicit ``seed`` (torch's global generator is forked, never advan
   skip connection of §9.5.1 (Fig. 9.6): the output of layer ``skip_from`` is added to the output of
   layer ``skip_to``.
 * :class:`SmallResNet`: a three-stage residual network (basic blocks, batch norm) for §9.4.1.
+* :func:`lenet`: the LeNet of ch. 11 (§11.2.1), whose Hessian the curvature chapter studies.
 * :func:`fit_classifier`: cross-entropy training by :func:`dae_tutor.train.train_loop` on shuffled
-  minibatches, keeping copies of the weights at chosen steps (for probes during training).
+  minibatches, keeping copies of the weights at chosen steps (for probes during training);
+  :func:`fit_with_readings` reads a model (e.g. with probes) at those steps.
 """
 
 from __future__ import annotations
@@ -239,10 +241,7 @@ def fit_classifier(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     x = checks.tensor("x", x)
-    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must be a 1-d tensor of {x.shape[0]} labels")
-    if y.is_floating_point() or y.dtype == torch.bool or not bool((y >= 0).all()):
-        raise ValueError(f"y must hold class indices >= 0, got dtype {y.dtype}")
+    checks.class_labels("y", y, x.shape[0])
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
     if batch_size > x.shape[0]:
@@ -282,3 +281,67 @@ def fit_classifier(
     if steps in wanted:
         snapshots[steps] = copy.deepcopy(model.state_dict())
     return history, snapshots
+
+
+def fit_with_readings(
+    make_model: Callable[[], nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    read: Callable[[nn.Module], object],
+    *,
+    snapshot_steps: Sequence[int],
+    **fit_options: object,
+) -> tuple[nn.Module, list[float], dict[int, object]]:
+    """Train ``make_model()`` by :func:`fit_classifier` and read it during training (thesis §9.4, Fig. 9.5).
+
+    The model is built on ``x``'s device and trained with ``fit_options`` (``epochs``, ``batch_size``,
+    ``lr``, ``seed``...); after ``step`` updates, for each step in ``snapshot_steps``, a fresh
+    ``make_model()`` loaded with the weights of that moment is passed to ``read`` (e.g. probes of
+    every layer, :func:`dae_tutor.probes.layer_readings`). Returns the trained model, the loss history
+    and ``{step: read(model at step)}``.
+    """
+    if not callable(make_model):
+        raise TypeError(f"make_model must be callable, got {type(make_model).__name__}")
+    if not callable(read):
+        raise TypeError(f"read must be callable, got {type(read).__name__}")
+    x = checks.tensor("x", x)
+    model = make_model().to(x.device)
+    history, snapshots = fit_classifier(model, x, y, snapshot_steps=snapshot_steps, **fit_options)
+    readings = {}
+    for step in snapshot_steps:
+        snap = make_model().to(x.device)
+        snap.load_state_dict(snapshots[step])
+        readings[step] = read(snap)
+    return model, history, readings
+
+
+def lenet(channels: tuple[int, int], hidden: int, side: int, *, seed: int = 0) -> nn.Sequential:
+    """LeNet with ReLU for ``side`` x ``side`` images: conv5x5 -> pool -> conv5x5 -> pool -> fc -> fc
+    (thesis §11.2.1: 32 and 64 filters, 1024 hidden units on 28x28 MNIST, 3.3M parameters).
+
+    The two 2x2 poolings leave floor(side/4) x floor(side/4) maps. PyTorch's default initialisation,
+    drawn from ``seed`` (the global generator is forked: ``torch.manual_seed(seed)`` before building,
+    then restored).
+    """
+    c1, c2 = checks.int_sequence("channels", channels, length=2)
+    hidden = checks.positive_int("hidden", hidden)
+    side = checks.positive_int("side", side, minimum=4)
+    layers: list[nn.Module] = []
+    _seeded(
+        seed,
+        lambda: layers.extend(
+            [
+                nn.Conv2d(1, c1, 5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(c1, c2, 5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(c2 * (side // 4) ** 2, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, 10),
+            ]
+        ),
+    )
+    return nn.Sequential(*layers)

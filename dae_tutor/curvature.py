@@ -5,26 +5,34 @@
   several v with ``vmap``, or by double backward; :func:`full_hessian` for models small enough to store H.
 * :func:`lanczos` -- the k largest (LA) or smallest (SA) eigenpairs of a symmetric operator given only
   by its matvec, with full reorthogonalisation, in torch on the operator's device (app. 11.A notation).
+* :func:`arpack_eigs` -- the same requests answered by ARPACK (``scipy.sparse.linalg.eigsh``), counting
+  matvecs; :func:`ritz_angles` -- angles between Ritz vectors and exact eigenvectors.
 * :func:`hessian_eigs` -- LA(k)/SA(k) of the loss of a model averaged over a dataset or a fixed subset
-  (app. 11.D), chunked and deterministic.
+  (app. 11.D), chunked and deterministic; :func:`checkpoint_spectrum` -- LA(k), SA(3), loss and gradient
+  at a training checkpoint (Fig. 11.5).
 * :func:`line_search_along` -- ℓ(α) = L(θ − α u) on a grid of steps (eq. 11.1 with u = [gᵀv]v), the
   optimal step α* (eq. 11.2: α* = 1/λ on a quadratic) and :func:`quadratic_model`.
 * :class:`NegativeCurvature` -- the optimiser of app. 11.E: a running estimate of the most negative
-  eigenvector, refined on minibatches, and steps along [gᵀṽ]ṽ between the steps of a base optimiser.
+  eigenvector, refined on minibatches, and steps along [gᵀṽ]ṽ between the steps of a base optimiser;
+  :func:`timed_run` trains with it (or a plain optimiser) for a wall-clock budget.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import scipy.sparse.linalg as sla
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 from tqdm.auto import tqdm
 
-from dae_tutor import checks
+from dae_tutor import checks, runtime
 from dae_tutor.errors import ConvergenceError, DivergenceError
 
 WHICH = ("LA", "SA")
@@ -249,6 +257,83 @@ def lanczos(
     )
 
 
+def arpack_eigs(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    dim: int,
+    k: int,
+    which: str = "LA",
+    *,
+    tol: float = 1e-10,
+    shift: float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, int]:
+    """ARPACK's answer to LA(k)/SA(k) (``scipy.sparse.linalg.eigsh``, the thesis's tool, app. 11.A) and
+    how many matvecs it took: the reference for :func:`lanczos`.
+
+    ``matvec`` maps a float64 (dim,) tensor to A v; the start vector is drawn from ``seed``. With
+    ``shift`` = σ (only for ``which="SA"``), ARPACK computes LA(k) of σI − A and the eigenvalues
+    σ − θ are returned (in decreasing order; otherwise in ARPACK's increasing order).
+    """
+    if not callable(matvec):
+        raise TypeError(f"matvec must be callable, got {type(matvec).__name__}")
+    dim = checks.positive_int("dim", dim, minimum=2)
+    k = checks.positive_int("k", k)
+    if k >= dim:
+        raise ValueError(f"k must be < dim ({dim}), got {k}")
+    which = checks.one_of("which", which, WHICH)
+    tol = checks.positive_float("tol", tol)
+    if shift is not None:
+        shift = checks.real("shift", shift)
+        if which != "SA":
+            raise ValueError(f"shift is for which='SA' (LA of shift*I - A), got which={which!r}")
+    calls = [0]
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        calls[0] += 1
+        hv = matvec(torch.from_numpy(np.ascontiguousarray(x).reshape(-1)))
+        return (hv if shift is None else shift * torch.from_numpy(x.reshape(-1)) - hv).numpy()
+
+    op = sla.LinearOperator((dim, dim), matvec=apply, dtype=np.float64)
+    v0 = torch.randn(dim, generator=runtime.generator(seed), dtype=torch.float64).numpy()
+    values = sla.eigsh(op, k=k, which=which if shift is None else "LA", tol=tol, v0=v0)[0]
+    return (values if shift is None else shift - values), calls[0]
+
+
+def ritz_angles(
+    ritz_vectors: torch.Tensor,
+    eigenvalues: torch.Tensor,
+    eigenvectors: torch.Tensor,
+    index: Sequence[int],
+    *,
+    min_gap: float,
+) -> list[float]:
+    """Angles arccos abs(x_iᵀ u_j) between Ritz vector i (column i of ``ritz_vectors``) and exact eigenvector
+    j = ``index[i]`` (column j of ``eigenvectors``, of eigenvalue ``eigenvalues[j]``, e.g. from ``eigh``),
+    for the j whose eigenvalue is more than ``min_gap`` from every other: an eigenvector is defined (up to
+    sign) only then, and by Davis–Kahan sin(angle) ≤ ‖r_i‖ / gap.
+    """
+    ritz_vectors = checks.tensor("ritz_vectors", ritz_vectors, ndim=2)
+    eigenvalues = checks.tensor("eigenvalues", eigenvalues, ndim=1)
+    eigenvectors = checks.tensor("eigenvectors", eigenvectors, ndim=2)
+    d = len(eigenvalues)
+    if eigenvectors.shape != (d, d) or ritz_vectors.shape[0] != d:
+        raise ValueError(
+            f"eigenvectors must be (d, d) and ritz_vectors (d, k) for d = {d} eigenvalues, "
+            f"got {tuple(eigenvectors.shape)} and {tuple(ritz_vectors.shape)}"
+        )
+    index = checks.int_sequence("index", index, minimum=0, length=ritz_vectors.shape[1])
+    if max(index, default=0) >= d:
+        raise ValueError(f"index must be < {d}, got {max(index)}")
+    min_gap = checks.positive_float("min_gap", min_gap, allow_zero=True)
+    out = []
+    for i, j in enumerate(index):
+        gap = (eigenvalues - eigenvalues[j]).abs().sort().values[1].item()
+        if gap > min_gap:
+            cos = (ritz_vectors[:, i] @ eigenvectors[:, j]).abs().clamp(max=1)
+            out.append(torch.acos(cos).item())
+    return out
+
+
 def _tridiagonal(diagonal: Sequence[float], off: Sequence[float]) -> torch.Tensor:
     """The symmetric tridiagonal Lanczos matrix T (float64, CPU) from its diagonal and off-diagonal."""
     T = torch.diag(torch.tensor(diagonal, dtype=torch.float64))
@@ -423,6 +508,42 @@ def hessian_eigs(
         model.train(was_training)
 
 
+def checkpoint_spectrum(
+    model: nn.Module,
+    theta: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    data: Sequence[torch.Tensor],
+    k: int,
+    *,
+    objective: DatasetLoss,
+    k_sa: int = 3,
+    tol: float = 1e-3,
+    seed: int = 4,
+) -> dict:
+    """What Fig. 11.5 plots at one checkpoint θ (thesis app. 11.B): LA(k) and SA(``k_sa``) of the Hessian
+    of ``loss_fn`` over ``data`` (e.g. a fixed 5% subset, app. 11.D), each by :func:`hessian_eigs` from a
+    fresh generator of ``seed``, and the loss L(θ) and gradient ∇L(θ) of ``objective`` (e.g. the full
+    training set). ``model``'s parameters are set to θ (and left there). Returns
+    ``dict(la=, sa=, loss=, grad=, hvps=)``, ``hvps`` the Hessian-vector products of both requests.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(objective, DatasetLoss):
+        raise TypeError(f"objective must be a DatasetLoss, got {type(objective).__name__}")
+    theta = _flat("theta", theta)
+    k, k_sa = checks.positive_int("k", k), checks.positive_int("k_sa", k_sa)
+    tol, seed = checks.positive_float("tol", tol), checks.nonnegative_int("seed", seed)
+    dim = sum(p.numel() for p in model.parameters())
+    if theta.numel() != dim:
+        raise ValueError(f"theta must have the model's {dim} parameters, got {theta.numel()}")
+    nn.utils.vector_to_parameters(theta, model.parameters())
+    la = hessian_eigs(model, loss_fn, data, k, "LA", tol=tol, generator=runtime.generator(seed))
+    sa = hessian_eigs(model, loss_fn, data, k_sa, "SA", tol=tol, generator=runtime.generator(seed))
+    with torch.no_grad():
+        loss = objective(theta).item()
+    return dict(la=la, sa=sa, loss=loss, grad=objective.gradient(theta), hvps=la.n_matvec + sa.n_matvec)
+
+
 # ----------------------------------------------------------------------------- steps along a direction
 
 
@@ -587,3 +708,61 @@ class NegativeCurvature:
                     p.sub_(step[start : start + p.numel()].view_as(p))
                     start += p.numel()
         return loss.detach()
+
+
+def timed_run(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | NegativeCurvature,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eval_data: Sequence[torch.Tensor],
+    *,
+    seconds: float,
+    generator: torch.Generator,
+    batch_size: int = 32,
+    eval_every: int = 25,
+) -> tuple[np.ndarray, int, list[float]]:
+    """Train ``model`` on the cross-entropy of minibatches of (x, y) for ``seconds`` of wall-clock spent
+    in the training steps (the race of app. 11.E: equal time, not equal steps).
+
+    Minibatch indices are drawn from ``generator``; with a :class:`NegativeCurvature` optimiser each step
+    goes through its closure and its eigenvalue estimate λ̃ is recorded. Every ``eval_every`` steps
+    (from step 0, before the clock counts it) the mean cross-entropy on ``eval_data`` = (inputs, labels)
+    is recorded. Returns the (seconds, eval loss) pairs as an (m, 2) array, the number of steps, and
+    the λ̃ of every step (empty for a plain optimiser).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, (torch.optim.Optimizer, NegativeCurvature)):
+        raise TypeError(
+            f"optimizer must be a torch optimizer or NegativeCurvature, got {type(optimizer).__name__}"
+        )
+    x = checks.tensor("x", x)
+    checks.class_labels("y", y, x.shape[0])
+    if not isinstance(eval_data, Sequence) or len(eval_data) != 2:
+        raise TypeError("eval_data must be a pair of tensors (inputs, labels)")
+    seconds = checks.positive_float("seconds", seconds)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    batch_size = checks.positive_int("batch_size", batch_size)
+    eval_every = checks.positive_int("eval_every", eval_every)
+    eval_x = checks.tensor("eval_data[0]", eval_data[0])
+    eval_y = checks.class_labels("eval_data[1]", eval_data[1], eval_x.shape[0])
+    curvature_steps = isinstance(optimizer, NegativeCurvature)
+    clock, curve, step, lams = 0.0, [], 0, []
+    while clock < seconds:
+        if step % eval_every == 0:
+            with torch.no_grad():
+                curve.append((clock, F.cross_entropy(model(eval_x), eval_y).item()))
+        idx = torch.randint(len(y), (batch_size,), generator=generator).to(x.device)
+        start = time.perf_counter()
+        if curvature_steps:
+            optimizer.step(lambda idx=idx: F.cross_entropy(model(x[idx]), y[idx]))
+            lams.append(optimizer.eigenvalue)
+        else:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            optimizer.step()
+        clock += time.perf_counter() - start
+        step += 1
+    return np.array(curve), step, lams

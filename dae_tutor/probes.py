@@ -726,3 +726,119 @@ def monotonicity_violations(values: Sequence[float], tol: float) -> list[tuple[i
         raise ValueError(f"values must be a 1-D sequence of numbers, got shape {tuple(values.shape)}")
     values = values.tolist()
     return [(k, b - a) for k, (a, b) in enumerate(itertools.pairwise(values)) if b > a + tol]
+
+
+# ----------------------------------------------------------------------------- readings of a model
+
+
+def layer_readings(
+    model: nn.Module,
+    layers: Sequence[str],
+    train: tuple[torch.Tensor, torch.Tensor],
+    valid: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    *,
+    reduce: Reducer | Mapping[str, Reducer] | None = None,
+    patience: int = 5,
+) -> dict[str, list[float] | float]:
+    """One probe per layer of ``model`` (in eval mode) and the model's own error: the curves of Figs 9.3-9.5.
+
+    The probes are :func:`fit_probes` on the features :func:`capture` reads on ``train`` = (x, y),
+    scored on ``valid`` (and ``test``); the model's error is the fraction of ``argmax_c`` logits that
+    differ from the labels. Returns ``{"valid": [error per layer], "model_valid": error}``, plus
+    ``"test"`` and ``"model_test"`` when ``test`` is given.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    splits = {"train": train, "valid": valid, "test": test}
+    for name, split in splits.items():
+        if split is not None and (not isinstance(split, tuple) or len(split) != 2):
+            raise TypeError(f"{name} must be an (inputs, labels) tuple, got {type(split).__name__}")
+    given = [(name, split) for name, split in splits.items() if split is not None]
+    model.eval()
+    feats = [capture(model, x, layers, reduce=reduce) for _, (x, _) in given]
+    fit = fit_probes(
+        feats[0],
+        train[1],
+        *[(f, y) for f, (_, (_, y)) in zip(feats[1:], given[1:], strict=True)],
+        patience=patience,
+        progress=False,
+    )
+    out: dict[str, list[float] | float] = {}
+    for name, (x, y) in given[1:]:
+        out[name] = [getattr(fit[k], f"{name}_error") for k in layers]
+        with torch.no_grad():
+            out[f"model_{name}"] = (model(x).argmax(1) != y).float().mean().item()
+    return out
+
+
+def hooks_are_exact(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    layers: Sequence[str],
+    *,
+    reduce: Reducer | Mapping[str, Reducer] | None = None,
+) -> bool:
+    """The diode of app. 9.A, checked bitwise: outputs and cross-entropy gradients of ``model`` on
+    (x, y) are ``torch.equal`` with and without the hooks of :func:`tap` on ``layers``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    x = checks.tensor("x", x)
+    checks.class_labels("y", y, x.shape[0])
+
+    def forward_backward() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        out = model(x)
+        F.cross_entropy(out, y).backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    plain = forward_backward()
+    with tap(model, layers, reduce=reduce):
+        hooked = forward_backward()
+    return torch.equal(plain[0], hooked[0]) and all(map(torch.equal, plain[1], hooked[1]))
+
+
+# ----------------------------------------------------------------------------- information is not usability
+
+
+def _sbox(seed: int) -> torch.Tensor:
+    return torch.randperm(256, generator=runtime.generator(seed))
+
+
+def _bytes_of(name: str, bits: torch.Tensor) -> torch.Tensor:
+    checks.tensor(name, bits, nonempty=True)
+    if bits.dim() != 2 or bits.shape[1] % 8:
+        raise ValueError(f"{name} must be (n, d) with d a multiple of 8, got {tuple(bits.shape)}")
+    return bits
+
+
+def scramble(pixels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The "hex dump of a lion" of §9.3.1 (Fig. 9.1) for images: the same information, scrambled.
+
+    Binarise (pixel > 0.5), pack 8 pixels per byte p_i, encrypt the bytes with a substitution box S
+    (a permutation of 0..255 drawn from ``seed``) chained from byte to byte, c_i = S[p_i xor c_(i-1)]
+    with c_0 = 0 (a cipher in CBC mode), and unpack to bits: a bijection of the binarised images
+    (:func:`unscramble` inverts it), which no linear probe can read.
+    """
+    pixels = _bytes_of("pixels", pixels)
+    seed = checks.nonnegative_int("seed", seed)
+    powers = 2 ** torch.arange(8)
+    plain = ((pixels > 0.5).long().reshape(len(pixels), -1, 8) * powers).sum(-1)
+    sbox, previous, cipher = _sbox(seed), torch.zeros(len(pixels), dtype=torch.long), []
+    for i in range(plain.shape[1]):
+        previous = sbox[plain[:, i] ^ previous]
+        cipher.append(previous)
+    return ((torch.stack(cipher, 1)[..., None] // powers) % 2).reshape(len(pixels), -1).float()
+
+
+def unscramble(bits: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The inverse of :func:`scramble`: p_i = S⁻¹[c_i] xor c_(i-1)."""
+    bits = checks.binary("bits", _bytes_of("bits", bits))
+    seed = checks.nonnegative_int("seed", seed)
+    powers = 2 ** torch.arange(8)
+    cipher = (bits.long().reshape(len(bits), -1, 8) * powers).sum(-1)
+    inverse = torch.argsort(_sbox(seed))
+    shifted = torch.cat([torch.zeros_like(cipher[:, :1]), cipher[:, :-1]], 1)
+    plain = inverse[cipher] ^ shifted
+    return ((plain[..., None] // powers) % 2).reshape(len(bits), -1).float()

@@ -4,6 +4,8 @@
   callers, device-agnostic, a ``tqdm.auto`` progress bar (off by default), and a
   :class:`~dae_tutor.errors.DivergenceError` (a ``FloatingPointError``) naming the step as soon as
   the loss is NaN or infinite.
+* :func:`classifier_checkpoints` trains a classifier on minibatches and keeps its parameters at
+  chosen steps (the checkpoints whose Hessians ch. 11 studies).
 * :func:`fit_dae` trains a DAE r on the squared-error denoising loss
   (thesis eq. 3.2)
 
@@ -224,6 +226,49 @@ def train_loop(
                 callback(step)
             bar.update(1)
     return history
+
+
+def classifier_checkpoints(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    save_at: Sequence[int],
+    seed: int,
+    optimizer: str = "rmsprop",
+    lr: float = 1e-3,
+    batch_size: int = 32,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Cross-entropy training of ``model`` on minibatches drawn with replacement, RMSProp by default
+    (thesis §11.2.1: minibatches of 32), keeping the flat parameters at the steps in ``save_at``.
+
+    All ``steps`` × ``batch_size`` indices are drawn at once from ``seed`` (CPU); returns the flat
+    parameter vectors (``parameters_to_vector``) after each step of ``save_at`` (0 = before training),
+    in increasing order, and the minibatch losses, shape (steps,).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    x = checks.tensor("x", x)
+    checks.class_labels("y", y, x.shape[0])
+    steps = checks.positive_int("steps", steps)
+    save_at = checks.int_sequence("save_at", save_at, minimum=0)
+    if save_at and max(save_at) > steps:
+        raise ValueError(f"save_at must be <= steps ({steps}), got {max(save_at)}")
+    batch_size = checks.positive_int("batch_size", batch_size)
+    batches = iter(torch.randint(len(x), (steps, batch_size), generator=runtime.generator(seed)))
+    saved = [nn.utils.parameters_to_vector(model.parameters()).clone()] if 0 in save_at else []
+
+    def loss() -> torch.Tensor:
+        rows = next(batches)
+        return nn.functional.cross_entropy(model(x[rows]), y[rows])
+
+    def save(step: int) -> None:
+        if step + 1 in save_at:
+            saved.append(nn.utils.parameters_to_vector(model.parameters()).clone())
+
+    losses = train_loop(loss, model, steps=steps, optimizer=optimizer, lr=lr, callback=save, desc=optimizer)
+    return saved, torch.tensor(losses)
 
 
 # ----------------------------------------------------------------------------- DAE data

@@ -103,3 +103,11 @@ def test_nonnegative_int_takes_zero_and_positive_int_refuses_a_minimum_below_one
         checks.positive_int("steps", 0)
     with pytest.raises(ValueError, match="nonnegative_int"):
         checks.positive_int("steps", 3, minimum=0)
+
+
+def test_class_labels_accepts_indices_and_names_bad_ones():
+    y = torch.tensor([0, 2, 1])
+    assert checks.class_labels("y", y, 3) is y
+    for bad in (y.float(), y.bool(), torch.tensor([0, -1, 1]), y[:2], y[None], [0, 2, 1]):
+        with pytest.raises(ValueError, match=r"^labels must"):
+            checks.class_labels("labels", bad, 3)

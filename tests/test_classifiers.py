@@ -69,3 +69,44 @@ def test_classifier_shapes_and_seeds():
         classifiers.MnistConvNet(seed=0)(torch.rand(3, 100))
     with pytest.raises(ValueError, match="skip_from < skip_to"):
         classifiers.DeepMLP(4, 8, skip_to=5)
+
+
+def test_fit_with_readings_reads_the_weights_of_each_moment():
+    gen = _gen(2)
+    x, y = torch.randn(40, 6, generator=gen), torch.randint(10, (40,), generator=gen)
+    make = lambda: classifiers.DeepMLP(2, 8, n_in=6, seed=3)  # noqa: E731
+    read = lambda m: [p.detach().clone() for p in m.parameters()]  # noqa: E731
+    options = dict(epochs=2, batch_size=10, lr=1e-2, seed=4)
+    steps = [0, 3, 8]
+    model, history, readings = classifiers.fit_with_readings(
+        make, x, y, read, snapshot_steps=steps, **options
+    )
+    assert len(history) == 8 and list(readings) == [0, 3, 8]
+    assert all(map(torch.equal, readings[0], read(make())))  # before training: the fresh model
+    assert all(map(torch.equal, readings[8], read(model)))  # after all 8 steps: the trained model
+    again = make()  # a second run of fit_classifier for 3 steps (only its first 3 steps matter)
+    _, snaps = classifiers.fit_classifier(again, x, y, snapshot_steps=[3], **options)
+    again.load_state_dict(snaps[3])
+    assert all(map(torch.equal, readings[3], read(again)))
+    assert not all(map(torch.equal, readings[3], readings[0]))  # control: training moved the weights
+    with pytest.raises(TypeError, match="read"):
+        classifiers.fit_with_readings(make, x, y, None, snapshot_steps=[0], **options)
+
+
+@pytest.mark.parametrize("side", [14, 16, 28])
+def test_lenet_shapes_parameter_count_and_seeding(side):
+    net = classifiers.lenet((3, 5), 7, side, seed=2)
+    s = side // 4  # two floor-halvings
+    count = (25 * 3 + 3) + (25 * 3 * 5 + 5) + (5 * s * s * 7 + 7) + (7 * 10 + 10)
+    assert sum(p.numel() for p in net.parameters()) == count
+    assert net(torch.zeros(4, 1, side, side)).shape == (4, 10)
+    state = torch.random.get_rng_state()
+    again = classifiers.lenet((3, 5), 7, side, seed=2)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is not advanced
+    assert all(map(torch.equal, net.parameters(), again.parameters()))
+    torch.manual_seed(2)  # the initialisation is torch's default one drawn after manual_seed(seed)
+    assert torch.equal(torch.nn.Conv2d(1, 3, 5, padding=2).weight, net[0].weight)
+    other = classifiers.lenet((3, 5), 7, side, seed=3)
+    assert not torch.equal(other[0].weight, net[0].weight)
+    with pytest.raises(ValueError, match="side"):
+        classifiers.lenet((3, 5), 7, 3)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -323,3 +324,74 @@ def test_negative_curvature_checks_its_arguments():
     opt = curvature.NegativeCurvature(torch.optim.SGD([p], lr=0.1), lr=1.0, beta=0.1)
     with pytest.raises(errors.DivergenceError, match="the loss is nan at step 0;"):
         opt.step(lambda: (p * math.nan).sum())
+
+
+# ----------------------------------------------------------------------------- the chapter's references
+
+
+def test_arpack_eigs_against_a_known_spectrum_and_counts_matvecs():
+    spectrum = torch.linspace(-1.0, 4.0, 30, dtype=F64)
+    a = symmetric_with_spectrum(spectrum, seed=3)
+    calls = []
+
+    def matvec(v):
+        calls.append(1)
+        return a @ v
+
+    top, count = curvature.arpack_eigs(matvec, 30, 3, "LA", seed=1)
+    assert count == len(calls) > 0
+    torch.testing.assert_close(torch.from_numpy(top), spectrum[-3:], rtol=1e-9, atol=0)
+    bottom, _ = curvature.arpack_eigs(matvec, 30, 2, "SA", seed=1)
+    torch.testing.assert_close(torch.from_numpy(bottom), spectrum[:2], rtol=1e-9, atol=1e-12)
+    shifted, _ = curvature.arpack_eigs(matvec, 30, 2, "SA", shift=4.0, seed=1)  # LA of 4I - A
+    torch.testing.assert_close(torch.from_numpy(shifted), spectrum[:2].flip(0), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="shift"):
+        curvature.arpack_eigs(matvec, 30, 2, "LA", shift=4.0)
+
+
+def test_ritz_angles_measure_known_rotations_and_skip_degenerate_pairs():
+    values = torch.tensor([0.0, 1.0, 1.0, 3.0], dtype=F64)  # 1.0 is double: its eigenvectors are not defined
+    vectors = torch.linalg.qr(torch.randn(4, 4, generator=runtime.generator(0), dtype=F64))[0]
+    theta = 0.3
+    tilted = math.cos(theta) * vectors[:, 3] - math.sin(theta) * vectors[:, 0]  # sign does not matter
+    ritz = torch.stack([vectors[:, 0], -tilted, vectors[:, 1]], 1)
+    got = curvature.ritz_angles(ritz, values, vectors, [0, 3, 1], min_gap=0.5)
+    assert got == pytest.approx([0.0, theta], abs=1e-7)  # pair 3 (eigenvalue 1.0, gap 0) is skipped
+    assert len(curvature.ritz_angles(ritz, values, vectors, [0, 3, 1], min_gap=0.0)) == 2  # gap 0 > 0 fails
+    with pytest.raises(ValueError, match="index"):
+        curvature.ritz_angles(ritz, values, vectors, [0, 3], min_gap=0.5)
+
+
+def test_checkpoint_spectrum_against_the_full_hessian():
+    model, data, full = small_problem()
+    subset = (data[0][:20], data[1][:20])
+    sub_loss = curvature.DatasetLoss(model, F.cross_entropy, subset)
+    theta = parameters_to_vector(model.parameters()).detach() + 0.1
+    out = curvature.checkpoint_spectrum(model, theta, F.cross_entropy, subset, 4, objective=full, tol=1e-10)
+    exact = torch.linalg.eigvalsh(curvature.full_hessian(sub_loss, theta))
+    torch.testing.assert_close(out["la"].eigenvalues, exact.flip(0)[:4], rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(out["sa"].eigenvalues, exact[:3], rtol=1e-8, atol=1e-10)
+    assert torch.equal(parameters_to_vector(model.parameters()).detach(), theta)  # the model is at theta
+    assert out["loss"] == pytest.approx(full(theta).item(), rel=1e-12)
+    torch.testing.assert_close(out["grad"], torch.func.grad(full)(theta))
+    assert out["hvps"] == out["la"].n_matvec + out["sa"].n_matvec
+    with pytest.raises(TypeError, match="objective"):
+        curvature.checkpoint_spectrum(model, theta, F.cross_entropy, subset, 4, objective=None)
+
+
+def test_timed_run_records_the_eval_loss_and_the_tracked_eigenvalue():
+    model, (x, y), _ = small_problem()
+    initial = F.cross_entropy(model(x), y).item()
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # control: no step changes the eval loss
+    curve, steps, lams = curvature.timed_run(
+        model, frozen, x, y, (x, y), seconds=0.05, generator=runtime.generator(0), batch_size=8, eval_every=5
+    )
+    assert steps > 0 and lams == [] and len(curve) == math.ceil(steps / 5)
+    assert curve[0, 0] == 0.0 and (np.diff(curve[:, 0]) >= 0).all()
+    assert np.allclose(curve[:, 1], initial, rtol=1e-12, atol=0)
+    opt = curvature.NegativeCurvature(torch.optim.SGD(model.parameters(), lr=0.5), lr=0.1, beta=0.1)
+    curve, steps, lams = curvature.timed_run(
+        model, opt, x, y, (x, y), seconds=0.2, generator=runtime.generator(0), batch_size=8, eval_every=5
+    )
+    assert len(lams) == steps and all(math.isfinite(v) for v in lams)
+    assert curve[-1, 1] < initial  # it trains

@@ -342,3 +342,92 @@ def test_bad_inputs_raise():
         probes.capture(
             model, torch.rand(2, 784, dtype=torch.float64), ["input"], reduce={"logits": probes.Pool2d()}
         )
+
+
+def _cbc_bytes(pixels: torch.Tensor, sbox: list[int]) -> list[list[int]]:
+    """The cipher of probes.scramble written byte by byte in plain Python (a second implementation)."""
+    out = []
+    for row in (pixels > 0.5).int().tolist():
+        previous, cipher = 0, []
+        for i in range(0, len(row), 8):
+            p = sum(bit << k for k, bit in enumerate(row[i : i + 8]))
+            previous = sbox[p ^ previous]
+            cipher.append(previous)
+        out.append(cipher)
+    return out
+
+
+def test_scramble_is_the_cbc_cipher_and_unscramble_inverts_it():
+    x = torch.rand(6, 64, generator=_gen(3))
+    sbox = torch.randperm(256, generator=_gen(7)).tolist()  # runtime.generator(7) is this generator
+    bits = probes.scramble(x, seed=7)
+    packed = (bits.long().reshape(6, -1, 8) * 2 ** torch.arange(8)).sum(-1).tolist()
+    assert packed == _cbc_bytes(x, sbox)
+    assert torch.equal(probes.unscramble(bits, seed=7), (x > 0.5).float())
+    # control: the wrong key does not invert it, and another key gives other bits
+    assert not torch.equal(probes.unscramble(bits, seed=8), (x > 0.5).float())
+    assert not torch.equal(probes.scramble(x, seed=8), bits)
+    with pytest.raises(ValueError, match="pixels"):
+        probes.scramble(torch.rand(2, 7))
+    with pytest.raises(ValueError, match="bits"):
+        probes.unscramble(torch.full((2, 8), 0.5))
+
+
+def test_scrambling_hides_a_linear_code_from_the_probe():
+    """Labels written in the first pixel bit (linear) are lost to a probe after scrambling (§9.3.1)."""
+    gen = _gen(4)
+    y = torch.randint(2, (800,), generator=gen)
+    x = torch.rand(800, 64, generator=gen)
+    x[:, 0] = y.float()  # bit 0 of byte 0: after CBC every later byte depends on it nonlinearly
+    x[:, 8:] = (x[:, 8:] > 0.5).float()
+    train, test = slice(0, 600), slice(600, 800)
+    for f, low, high in ((lambda v: (v > 0.5).float(), 0.0, 0.0), (probes.scramble, 0.25, 1.0)):
+        fit = probes.fit_probes({"x": f(x[train])}, y[train], test=({"x": f(x[test])}, y[test]))
+        assert low <= fit["x"].test_error <= high
+
+
+def _readings_model() -> torch.nn.Module:
+    """Layer "0" is the input (the label sits in column 0), layer "1" the logits of the rule x_0 > 0.5."""
+    model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+        model[1].bias.copy_(torch.tensor([0.5, -0.5]))
+    return model
+
+
+def test_layer_readings_against_the_model_and_a_separable_layer():
+    gen = _gen(5)
+    splits = []
+    for n in (200, 100, 100):
+        y = torch.randint(2, (n,), generator=gen)
+        x = torch.randn(n, 3, generator=gen)
+        x[:, 0] = y.float() + 0.1 * x[:, 0]
+        splits.append((x, y))
+    splits[2][1][:10] = 1 - splits[2][1][:10]  # 10 flipped test labels: the model errs on exactly those
+    model = _readings_model()
+    out = probes.layer_readings(model, ["0", "1"], *splits)
+    assert out["valid"] == [0.0, 0.0]  # the label is linear in the input: separable
+    assert out["model_valid"] == 0.0
+    expected = (model(splits[2][0]).argmax(1) != splits[2][1]).float().mean().item()
+    assert out["model_test"] == expected == pytest.approx(0.1)
+    assert out["test"] == pytest.approx([0.1, 0.1])
+    assert not model.training
+    # control: shuffled training labels leave the probe near chance on valid
+    shuffled = (splits[0][0], splits[0][1][torch.randperm(200, generator=gen)])
+    chance = probes.layer_readings(model, ["0"], shuffled, splits[1])
+    assert chance["valid"][0] > 0.25 and set(chance) == {"valid", "model_valid"}
+    with pytest.raises(TypeError, match="valid"):
+        probes.layer_readings(model, ["0"], splits[0], splits[1][0])
+
+
+def test_hooks_are_exact_and_an_in_place_reducer_is_caught():
+    model = classifiers.MnistConvNet((2, 3), 8, seed=0)
+    x, y = torch.rand(5, 784, generator=_gen(1)), torch.tensor([0, 1, 2, 3, 4])
+    assert probes.hooks_are_exact(model, x, y, model.probe_layers, reduce=probes.RandomSubset(10))
+
+    def doubling(h: torch.Tensor) -> torch.Tensor:  # a reducer that writes into the model's activation
+        return h.mul_(2)
+
+    assert not probes.hooks_are_exact(model, x, y, ["conv1_preact"], reduce=doubling)
+    with pytest.raises(ValueError, match="y"):
+        probes.hooks_are_exact(model, x, y[:3], ["logits"])

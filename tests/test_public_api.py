@@ -921,6 +921,29 @@ case(
 )
 DIAG = torch.linspace(1, 5, 6, dtype=torch.float64)
 case(
+    "curvature.arpack_eigs",
+    curvature.arpack_eigs,
+    lambda: dict(matvec=lambda v: DIAG * v, dim=6, k=2, which="SA", tol=1e-8, shift=5.0, seed=0),
+    matvec=CALL,
+    dim=Int(2),
+    k=Int(),
+    which=CHOICE,
+    tol=POS,
+    shift=Kind(lambda v: st.sampled_from([NAN, INF, "5"])),
+    seed=Int(0),
+)
+EYE6 = torch.eye(6, dtype=torch.float64)
+case(
+    "curvature.ritz_angles",
+    curvature.ritz_angles,
+    lambda: dict(ritz_vectors=EYE6[:, :2], eigenvalues=DIAG, eigenvectors=EYE6, index=[0, 1], min_gap=0.1),
+    ritz_vectors=T(*F),
+    eigenvalues=T(*F, "width"),
+    eigenvectors=T(*F, "width"),
+    index=Kind(lambda v: st.sampled_from([[0], [0, -1], [0, 6], "01", [0, 1.5]])),
+    min_gap=POS0,
+)
+case(
     "curvature.lanczos",
     curvature.lanczos,
     lambda: dict(matvec=lambda v: DIAG * v, dim=6, k=2, which="LA", tol=1e-8, max_iter=30, generator=g()),
@@ -1023,6 +1046,49 @@ case(
     generator=GEN,
 )
 case("NegativeCurvature.step", neg_curv_step, lambda: dict(closure="valid"), closure=CALL)
+Y2 = T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,))  # labels of 2 classes
+case(
+    "curvature.checkpoint_spectrum",
+    curvature.checkpoint_spectrum,
+    lambda: dict(
+        model=small_net(), theta=THETA, loss_fn=nn.functional.cross_entropy, data=(XB, YB), k=2, objective=DL
+    ),
+    finite=False,
+    model=MODULE,
+    theta=VEC,
+    loss_fn=CALL,
+    data=DATA,
+    k=Int(),
+    objective=Kind(lambda v: st.sampled_from([0, "objective", None, quad])),
+)
+case(
+    "curvature.timed_run",
+    lambda model, optimizer, **kw: curvature.timed_run(model, optimizer, **kw),
+    lambda: (
+        lambda m: dict(
+            model=m,
+            optimizer=torch.optim.SGD(m.parameters(), lr=0.1),
+            x=XB,
+            y=YB,
+            eval_data=(XB, YB),
+            seconds=0.002,
+            generator=g(),
+            batch_size=2,
+            eval_every=2,
+        )
+    )(small_net()),
+    finite=False,
+    model=MODULE,
+    optimizer=Kind(lambda v: st.sampled_from([0, "sgd", None])),
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=Y2,
+    eval_data=Kind(lambda v: st.sampled_from([(XB,), "e", (XB.long(), YB), (XB, YB[:3]), (XB, YB.float())])),
+    seconds=POS,
+    generator=Kind(lambda v: st.sampled_from([0, "seed", None])),
+    batch_size=Int(),
+    eval_every=Int(),
+)
 
 # nets -----------------------------------------------------------------------------------------------
 DTYPE = Kind(lambda v: st.sampled_from(["float64", torch.int64, 64, torch.bool]))
@@ -1480,6 +1546,37 @@ case(
     progress=BOOL,
 )
 
+case(
+    "classifiers.lenet",
+    classifiers.lenet,
+    lambda: dict(channels=(2, 3), hidden=4, side=8, seed=0),
+    finite=False,
+    channels=Kind(lambda v: st.sampled_from([(2,), (2, 0), "ab", 2, (2, 1.5)])),
+    hidden=Int(),
+    side=Int(4),
+    seed=Int(0),
+)
+
+case(
+    "classifiers.fit_with_readings",
+    classifiers.fit_with_readings,
+    lambda: dict(
+        make_model=lambda: classifiers.DeepMLP(2, 4, n_in=3),
+        x=x2(6, 3).float(),
+        y=YB,
+        read=lambda m: 0.0,
+        snapshot_steps=(0, 2),
+        epochs=1,
+        batch_size=3,
+    ),
+    finite=False,
+    make_model=CALL,
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,)),
+    read=CALL,
+    snapshot_steps=Kind(lambda v: st.sampled_from([(-1,), (1.5,), "1", 1, (3,)])),
+)
 # probes ---------------------------------------------------------------------------------------------
 case(
     "probes.RandomSubset", probes.RandomSubset, lambda: dict(k=2, seed=0), finite=False, k=Int(), seed=Int(0)
@@ -1561,12 +1658,48 @@ case(
     lambda: dict(h=x2(4, 3)),
     h=T(*F, "width"),
 )
+SPLIT = Kind(lambda v: st.sampled_from([(XB,), "split", [XB, YB], (XB, YB, YB)]))
+case(
+    "probes.layer_readings",
+    probes.layer_readings,
+    lambda: dict(
+        model=small_net(), layers=["0", "2"], train=(XB, YB), valid=(XB, YB), test=(XB, YB), patience=2
+    ),
+    finite=False,
+    model=MODULE,
+    layers=LAYERS,
+    train=SPLIT,
+    valid=SPLIT,
+    test=SPLIT,
+    patience=Int(),
+)
+case(
+    "probes.hooks_are_exact",
+    probes.hooks_are_exact,
+    lambda: dict(model=small_net(), x=XB, y=YB, layers=["0", "2"]),
+    finite=False,
+    model=MODULE,
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=T("type", "numpy", "ndim", "empty", "rows"),
+    layers=LAYERS,
+)
 case(
     "probes.monotonicity_violations",
     probes.monotonicity_violations,
     lambda: dict(values=[0.1, 0.2, 0.15], tol=0.01),
     values=Kind(lambda v: st.sampled_from([[0.1, NAN], "abc", 3, [[0.1]], [0.1, INF]])),
     tol=POS0,
+)
+
+PIX = torch.rand(3, 16, generator=g())
+case("probes.scramble", probes.scramble, lambda: dict(pixels=PIX, seed=0), pixels=T(*F, "width"), seed=Int(0))
+case(
+    "probes.unscramble",
+    probes.unscramble,
+    lambda: dict(bits=probes.scramble(PIX), seed=0),
+    bits=T(*F, "width", "range"),
+    seed=Int(0),
 )
 
 # score ----------------------------------------------------------------------------------------------
@@ -1681,6 +1814,24 @@ case(
     progress=BOOL,
     desc=Kind(lambda v: st.sampled_from([0, None, b"d"])),
     check_every=Int(),
+)
+case(
+    "train.classifier_checkpoints",
+    train.classifier_checkpoints,
+    lambda: dict(
+        model=small_net(), x=XB, y=YB, steps=2, save_at=[0, 2], seed=0, optimizer="sgd", lr=0.1, batch_size=2
+    ),
+    finite=False,
+    model=MODULE,
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=LABELS,
+    steps=Int(),
+    save_at=Kind(lambda v: st.sampled_from([(-1,), (1.5,), "1", 1, (3,)])),
+    seed=Int(0),
+    optimizer=CHOICE,
+    lr=POS,
+    batch_size=Int(),
 )
 case(
     "train.dae_loss",

@@ -442,3 +442,33 @@ def test_fit_gaussian_walkback_is_train_loop_on_seeded_minibatches() -> None:
         fit_gaussian_walkback(a, x, 0.2, 0.1, steps=1, lr=1e-2, batch=0)
     with pytest.raises(ValueError, match="seed"):
         fit_gaussian_walkback(a, x, 0.2, 0.1, steps=1, lr=1e-2, seed=-1)
+
+
+def test_classifier_checkpoints_match_a_hand_written_rmsprop_loop():
+    from dae_tutor.train import classifier_checkpoints
+
+    gen = _gen(6)
+    x, y = torch.randn(30, 4, generator=gen), torch.randint(3, (30,), generator=gen)
+    make = lambda: torch.nn.Linear(4, 3)  # noqa: E731
+    torch.manual_seed(0)
+    model = make()
+    initial = _params(model)
+    saved, losses = classifier_checkpoints(model, x, y, steps=6, save_at=[0, 2, 6], seed=9, batch_size=5)
+    torch.manual_seed(0)
+    manual = make()
+    opt = torch.optim.RMSprop(manual.parameters(), lr=1e-3)  # torch's defaults, as train_loop's "rmsprop"
+    rows = torch.randint(30, (6, 5), generator=_gen(9))
+    expected, manual_losses = [torch.nn.utils.parameters_to_vector(initial)], []
+    for step in range(6):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(manual(x[rows[step]]), y[rows[step]])
+        loss.backward()
+        opt.step()
+        manual_losses.append(loss.item())
+        if step + 1 in (2, 6):
+            expected.append(torch.nn.utils.parameters_to_vector(manual.parameters()).detach().clone())
+    assert len(saved) == 3 and all(map(torch.equal, saved, expected))
+    assert losses.tolist() == manual_losses
+    assert not torch.equal(saved[0], saved[-1])  # control: the parameters moved
+    with pytest.raises(ValueError, match="save_at"):
+        classifier_checkpoints(model, x, y, steps=6, save_at=[7], seed=0)
