@@ -6,8 +6,8 @@ hides:
 
 * :func:`energy_distance` and :func:`mmd`: two-sample distances between the samples and draws of
   the target law (zero if and only if the laws are equal);
-* :func:`curve_positions`, :func:`arc_coverage` and :func:`manifold_coverage`: which parts of a 1-d
-  manifold (a curve given as a dense polyline) the samples reach;
+* :func:`curve_positions`, :func:`arc_coverage`, :func:`chain_arc_coverage` and :func:`manifold_coverage`:
+  which parts of a 1-d manifold (a curve given as a dense polyline) the samples reach;
 * :func:`integrated_autocorrelation_time` and :func:`effective_sample_size`: how many independent
   draws a chain's scalar statistic (an arc position, a coordinate, an energy) is worth;
 * :func:`mode_hops`: how often each chain changes mode on a multi-modal target, and the share of
@@ -34,6 +34,7 @@ from dae_tutor import checks, evaluate
 __all__ = [
     "DIRECT_MAX_DIM",
     "arc_coverage",
+    "chain_arc_coverage",
     "curve_positions",
     "effective_sample_size",
     "energy_distance",
@@ -197,6 +198,24 @@ def arc_coverage(positions: torch.Tensor, n_bins: int) -> float:
     n_bins = checks.positive_int("n_bins", n_bins)
     bins = (u.to(F64) * n_bins).long().clamp_max(n_bins - 1)
     return len(torch.unique(bins)) / n_bins
+
+
+def chain_arc_coverage(positions: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, float]:
+    """Arc coverage of each chain alone, and what as many independent uniform draws would cover.
+
+    ``positions`` ``(T, chains)`` are arc positions in [0, 1] (:func:`curve_positions`) of T samples
+    of each chain. Returns ``(coverage [chains], iid)``: coverage[c] = :func:`arc_coverage` of chain
+    c's T positions, and iid = 1 − (1 − 1/B)^T, the expected coverage of T independent uniform
+    positions (the occupancy formula of :func:`arc_coverage`). A chain that does not move along the
+    manifold covers far less than ``iid``, whatever its starting points make the pooled samples look
+    like (thesis Fig. 3.6; review ch. 1 E3).
+    """
+    u = checks.tensor("positions", positions, ndim=2)
+    if u.shape[0] == 0 or u.shape[1] == 0:
+        raise ValueError(f"positions must be (T, chains) with T, chains >= 1, got {tuple(u.shape)}")
+    n_bins = checks.positive_int("n_bins", n_bins)
+    coverage = torch.tensor([arc_coverage(u[:, c], n_bins) for c in range(u.shape[1])], dtype=F64)
+    return coverage, 1 - (1 - 1 / n_bins) ** u.shape[0]
 
 
 def manifold_coverage(
