@@ -35,6 +35,7 @@ __all__ = [
     "DIRECT_MAX_DIM",
     "arc_coverage",
     "chain_arc_coverage",
+    "curve_chain_summary",
     "curve_positions",
     "effective_sample_size",
     "energy_distance",
@@ -233,6 +234,30 @@ def manifold_coverage(
     near = dist <= radius
     coverage = arc_coverage(u[near], n_bins) if bool(near.any()) else 0.0
     return coverage, near.double().mean().item()
+
+
+def curve_chain_summary(
+    chain: torch.Tensor, curve_points: torch.Tensor, radius: float, n_bins: int
+) -> dict[str, float]:
+    """Off-manifold share, coverage and mixing of MH chains ``(T, chains, d)`` around a curve.
+
+    Three numbers, so that chains are not judged by where they end alone (thesis Fig. 3.7; review
+    ch. 1 E2): ``off``, the share of the final states farther than ``radius`` from the polyline
+    ``curve_points`` (spurious samples); ``coverage``, the :func:`arc_coverage` of the final states
+    within ``radius`` in ``n_bins`` arc bins (0 when none is); ``tau``, the
+    :func:`integrated_autocorrelation_time` of the arc position of all T states of all chains
+    (``inf`` when no chain moves, ``nan`` when the chains are too short for Sokal's window).
+    """
+    chain = checks.tensor("chain", chain, ndim=3)
+    if chain.shape[0] < 2 or chain.shape[1] == 0:
+        raise ValueError(f"chain must be (T, chains, d) with T >= 2, chains >= 1, got {tuple(chain.shape)}")
+    coverage, near = manifold_coverage(chain[-1], curve_points, n_bins, radius)
+    u, _ = curve_positions(chain.reshape(-1, chain.shape[2]), curve_points)
+    try:
+        tau = integrated_autocorrelation_time(u.reshape(chain.shape[:2]))
+    except ValueError:  # too short for the window (or anti-correlated): not estimable
+        tau = math.nan
+    return {"off": 1 - near, "coverage": coverage, "tau": tau}
 
 
 # ------------------------------------------------------------------------------------------ mixing

@@ -28,6 +28,7 @@ from dae_tutor import checks
 __all__ = [
     "dae_1d",
     "dae_score",
+    "empirical_dae",
     "energy_difference",
     "field_divergence",
     "local_mean_1d",
@@ -173,6 +174,27 @@ def segment_sources(
     position = s[first] + (s[1] - s[0]) * a0 / (a0 - a1)
     position = torch.where(n_sources > 0, position, torch.full_like(position, float("nan")))
     return position, n_sources
+
+
+def empirical_dae(data: torch.Tensor, sigma: float) -> Fn:
+    r"""The optimal DAE of the empirical law of ``data`` ``(n, d)`` at noise σ: a callable r*.
+
+    Thesis Theorem 1 (eq. 3.3) with p the empirical distribution:
+    :math:`r^*_\sigma(x) = \sum_i w_i(x)\,x_i`, :math:`w_i \propto \exp(-\lVert x - x_i\rVert^2 / 2\sigma^2)`,
+    the posterior mean of the clean point; its score :math:`(r^* - x)/\sigma^2` is that of the Parzen
+    density of width σ. The reference a learned DAE is compared with (the control of ch. 1 §1.10).
+    The returned function maps ``(m, d)`` to ``(m, d)``.
+    """
+    data = checks.tensor("data", data, ndim=2, nonempty=True).detach()
+    sigma = checks.positive_float("sigma", sigma)
+
+    def r(x: torch.Tensor) -> torch.Tensor:
+        x = checks.tensor("x", x, ndim=2)
+        centres = checks.same_width("data", data, "x", x).to(x)
+        return torch.softmax(-torch.cdist(x, centres).pow(2) / (2 * sigma**2), dim=1) @ centres
+
+    r.sigma = sigma  # type: ignore[attr-defined]
+    return r
 
 
 # ------------------------------------------------------------- energy and sampling

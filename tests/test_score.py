@@ -467,3 +467,18 @@ def test_sources_between_spiral_arms_claim_and_control() -> None:
 
     assert share(trained) >= 0.9, share(trained)  # 1.0 measured
     assert share(nets.AutoEncoder(2, 200, length_scale=0.1, seed=0).double()) <= 0.2  # 0 measured
+
+
+def test_empirical_dae_is_the_optimal_dae_of_a_sharp_mixture() -> None:
+    # Independent route: GaussianMixture.optimal_reconstruction of components N(x_i, tau^2 I) tends to the
+    # empirical DAE as tau -> 0 (posterior mean E[x | x~] with the clean law concentrated on the data).
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(50, 2, generator=g, dtype=F64)
+    x = 2 * torch.randn(20, 2, generator=g, dtype=F64)
+    eye = torch.eye(2, dtype=F64).expand(50, 2, 2)
+    sharp = GaussianMixture(torch.full((50,), 1 / 50, dtype=F64), data, eye * 1e-6**2)
+    r = S.empirical_dae(data, 0.3)
+    torch.testing.assert_close(r(x), sharp.optimal_reconstruction(x, 0.3), rtol=0, atol=1e-9)
+    assert r.sigma == 0.3
+    with pytest.raises(ValueError, match="sigma"):
+        S.empirical_dae(data, 0.0)
