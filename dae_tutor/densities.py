@@ -369,6 +369,21 @@ class Spiral:
         tan = self.tangent(t)
         return torch.stack([-tan[..., 1], tan[..., 0]], dim=-1)
 
+    def arm_segments(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        r"""``n`` segments across the gap between two arms: ``(t, inner, outer)``.
+
+        ``inner`` = γ(t) and ``outer`` = γ(t + 2π), the point one turn further out on the same ray
+        (the arms are 2π·scale apart, thesis §3.3.4), for ``n`` evenly spaced
+        t ∈ [t₀, t₁ − 2π]: both arms exist there (for larger t the "outer" point lies beyond the end
+        of the spiral). Raises ``ValueError`` when the spiral makes less than one turn.
+        """
+        n = checks.positive_int("n", n, minimum=2)
+        t0, t1 = self.t_range
+        if t1 - t0 <= 2 * math.pi:
+            raise ValueError(f"the spiral makes less than one turn (t_range = {self.t_range}): no two arms")
+        t = torch.linspace(t0, t1 - 2 * math.pi, n, dtype=torch.float64)
+        return t, self.point(t), self.point(t + 2 * math.pi)
+
     def sample_with_t(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:

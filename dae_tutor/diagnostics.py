@@ -6,8 +6,8 @@ hides:
 
 * :func:`energy_distance` and :func:`mmd`: two-sample distances between the samples and draws of
   the target law (zero if and only if the laws are equal);
-* :func:`curve_positions`, :func:`arc_coverage` and :func:`manifold_coverage`: which parts of a 1-d
-  manifold (a curve given as a dense polyline) the samples reach;
+* :func:`curve_positions`, :func:`arc_coverage`, :func:`chain_arc_coverage` and :func:`manifold_coverage`:
+  which parts of a 1-d manifold (a curve given as a dense polyline) the samples reach;
 * :func:`integrated_autocorrelation_time` and :func:`effective_sample_size`: how many independent
   draws a chain's scalar statistic (an arc position, a coordinate, an energy) is worth;
 * :func:`mode_hops`: how often each chain changes mode on a multi-modal target, and the share of
@@ -36,6 +36,8 @@ from dae_tutor import checks, evaluate
 __all__ = [
     "DIRECT_MAX_DIM",
     "arc_coverage",
+    "chain_arc_coverage",
+    "curve_chain_summary",
     "curve_positions",
     "effective_sample_size",
     "energy_distance",
@@ -202,6 +204,24 @@ def arc_coverage(positions: torch.Tensor, n_bins: int) -> float:
     return len(torch.unique(bins)) / n_bins
 
 
+def chain_arc_coverage(positions: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, float]:
+    """Arc coverage of each chain alone, and what as many independent uniform draws would cover.
+
+    ``positions`` ``(T, chains)`` are arc positions in [0, 1] (:func:`curve_positions`) of T samples
+    of each chain. Returns ``(coverage [chains], iid)``: coverage[c] = :func:`arc_coverage` of chain
+    c's T positions, and iid = 1 − (1 − 1/B)^T, the expected coverage of T independent uniform
+    positions (the occupancy formula of :func:`arc_coverage`). A chain that does not move along the
+    manifold covers far less than ``iid``, whatever its starting points make the pooled samples look
+    like (thesis Fig. 3.6; review ch. 1 E3).
+    """
+    u = checks.tensor("positions", positions, ndim=2)
+    if u.shape[0] == 0 or u.shape[1] == 0:
+        raise ValueError(f"positions must be (T, chains) with T, chains >= 1, got {tuple(u.shape)}")
+    n_bins = checks.positive_int("n_bins", n_bins)
+    coverage = torch.tensor([arc_coverage(u[:, c], n_bins) for c in range(u.shape[1])], dtype=F64)
+    return coverage, 1 - (1 - 1 / n_bins) ** u.shape[0]
+
+
 def manifold_coverage(
     samples: torch.Tensor, curve_points: torch.Tensor, n_bins: int, radius: float
 ) -> tuple[float, float]:
@@ -217,6 +237,30 @@ def manifold_coverage(
     near = dist <= radius
     coverage = arc_coverage(u[near], n_bins) if bool(near.any()) else 0.0
     return coverage, near.double().mean().item()
+
+
+def curve_chain_summary(
+    chain: torch.Tensor, curve_points: torch.Tensor, radius: float, n_bins: int
+) -> dict[str, float]:
+    """Off-manifold share, coverage and mixing of MH chains ``(T, chains, d)`` around a curve.
+
+    Three numbers, so that chains are not judged by where they end alone (thesis Fig. 3.7; review
+    ch. 1 E2): ``off``, the share of the final states farther than ``radius`` from the polyline
+    ``curve_points`` (spurious samples); ``coverage``, the :func:`arc_coverage` of the final states
+    within ``radius`` in ``n_bins`` arc bins (0 when none is); ``tau``, the
+    :func:`integrated_autocorrelation_time` of the arc position of all T states of all chains
+    (``inf`` when no chain moves, ``nan`` when the chains are too short for Sokal's window).
+    """
+    chain = checks.tensor("chain", chain, ndim=3)
+    if chain.shape[0] < 2 or chain.shape[1] == 0:
+        raise ValueError(f"chain must be (T, chains, d) with T >= 2, chains >= 1, got {tuple(chain.shape)}")
+    coverage, near = manifold_coverage(chain[-1], curve_points, n_bins, radius)
+    u, _ = curve_positions(chain.reshape(-1, chain.shape[2]), curve_points)
+    try:
+        tau = integrated_autocorrelation_time(u.reshape(chain.shape[:2]))
+    except ValueError:  # too short for the window (or anti-correlated): not estimable
+        tau = math.nan
+    return {"off": 1 - near, "coverage": coverage, "tau": tau}
 
 
 # ------------------------------------------------------------------------------------------ mixing

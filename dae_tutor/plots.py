@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,6 +26,39 @@ def grid_2d(xlim: tuple[float, float], ylim: tuple[float, float], n: int) -> tor
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
 
+def arrow_scale(
+    fields: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    *,
+    n: int = 25,
+) -> float:
+    """One ``scale`` for :func:`vector_field` shared by several panels or slider frames.
+
+    The longest arrow of all ``fields`` on the ``n x n`` grid of :func:`grid_2d` is drawn one grid
+    spacing long: scale = max ‖field(x)‖ / spacing (matplotlib's ``quiver`` with
+    ``scale_units="xy"`` draws an arrow u as u / scale in data units). Reused across panels, equal
+    arrows have equal lengths, which per-panel autoscaling does not give (review ch. 1 §5).
+    """
+    if not isinstance(fields, Sequence) or isinstance(fields, str) or len(fields) == 0:
+        raise TypeError(f"fields must be a non-empty sequence of callables, got {type(fields).__name__}")
+    for i, f in enumerate(fields):
+        if not callable(f):
+            raise TypeError(f"fields[{i}] must be callable, got {type(f).__name__}")
+    points = grid_2d(xlim, ylim, n)
+    spacing = min(xlim[1] - xlim[0], ylim[1] - ylim[0]) / (n - 1)
+    longest = max(_arrows(f, points).norm(dim=1).max().item() for f in fields)
+    if not math.isfinite(longest):
+        raise ValueError("a field returned non-finite arrows")
+    return max(longest, torch.finfo(torch.float64).tiny) / spacing
+
+
+def _arrows(field: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        arrows = field(points).detach().cpu().double()
+    return checks.tensor("field(x)", arrows, ndim=2, last_dim=2)
+
+
 def vector_field(
     ax: Axes,
     field: Callable[[torch.Tensor], torch.Tensor],
@@ -34,13 +68,21 @@ def vector_field(
     n: int = 25,
     color: str = "tab:blue",
     scale: float | None = None,
-) -> None:
-    """Draw the arrows ``field(x)`` at the points of :func:`grid_2d` (e.g. ``r(x) - x``)."""
+    key: float | None = None,
+) -> float:
+    """Draw the arrows ``field(x)`` at the points of :func:`grid_2d` (e.g. ``r(x) - x``); return the scale.
+
+    ``scale`` (field units per data unit of arrow length): ``None`` gives this panel's own
+    :func:`arrow_scale` (the longest arrow one grid spacing); pass the returned value, or
+    :func:`arrow_scale` of all panels, to draw several panels on one scale. ``key``: the length, in
+    field units, of a reference arrow drawn in the upper right corner (none when ``None``).
+    """
+    if scale is None:
+        scale = arrow_scale([field], xlim, ylim, n=n)
+    scale = checks.positive_float("scale", scale)
     points = grid_2d(xlim, ylim, n)
-    with torch.no_grad():
-        arrows = field(points).detach().cpu().double()
-    checks.tensor("field(x)", arrows, ndim=2, last_dim=2)
-    ax.quiver(
+    arrows = _arrows(field, points)
+    quiver = ax.quiver(
         points[:, 0],
         points[:, 1],
         arrows[:, 0],
@@ -51,9 +93,13 @@ def vector_field(
         scale=scale,
         width=0.003,
     )
+    if key is not None:
+        key = checks.positive_float("key", key)
+        ax.quiverkey(quiver, 0.8, 1.02, key, f"{key:.2g}", labelpos="E", coordinates="axes")
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
+    return scale
 
 
 def image_grid(ax: Axes, images: torch.Tensor, *, side: int = 28, columns: int = 10) -> None:

@@ -9,6 +9,7 @@ mapping ``(n, d)`` to ``(n, d)``) trained with Gaussian corruption of standard d
 Contents:
 
 * :func:`dae_score`, :func:`reconstruction_jacobian`, :func:`log_density_hessian` (eqs. 3.5/3.10, 3.9);
+* :func:`field_divergence` and :func:`segment_sources`: sources and sinks of r(x) - x (§3.3.4);
 * :func:`energy_difference` (eqs. 3.13-3.14) and :func:`metropolis_hastings` (§3.4.2);
 * :func:`rcae_1d` and :func:`dae_1d`, the non-parametric 1-D solutions of Figs. 3.3-3.4 (§3.3.3);
 * :func:`local_mean_1d` and :func:`local_mean_mc`, the local mean of Theorem 3 (app. 3.D).
@@ -27,13 +28,16 @@ from dae_tutor import checks
 __all__ = [
     "dae_1d",
     "dae_score",
+    "empirical_dae",
     "energy_difference",
+    "field_divergence",
     "local_mean_1d",
     "local_mean_mc",
     "log_density_hessian",
     "metropolis_hastings",
     "rcae_1d",
     "reconstruction_jacobian",
+    "segment_sources",
 ]
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -112,6 +116,85 @@ def log_density_hessian(
     jac = reconstruction_jacobian(r, x, chunk_size=chunk_size)
     eye = torch.eye(jac.shape[-1], dtype=jac.dtype, device=jac.device)
     return (jac - eye) / sigma**2
+
+
+def field_divergence(r: Fn, x: torch.Tensor, *, chunk_size: int | None = None) -> torch.Tensor:
+    r"""Divergence of the reconstruction field, :math:`\nabla\cdot(r(x) - x) = \operatorname{tr} J_r - d`.
+
+    For the optimal DAE it is :math:`\sigma^2\Delta\log p_\sigma(x)` (the trace of thesis eq. 3.9):
+    positive at a *source* of the field (between the arms of the spiral, thesis §3.3.4 and
+    Fig. 3.5's zoom), negative at a sink (on the data). ``x`` is ``(n, d)``; returns ``(n,)``,
+    from the exact Jacobian of :func:`reconstruction_jacobian`.
+    """
+    jac = reconstruction_jacobian(r, x, chunk_size=chunk_size)
+    return jac.diagonal(dim1=1, dim2=2).sum(1) - jac.shape[-1]
+
+
+def segment_sources(
+    r: Fn, start: torch.Tensor, end: torch.Tensor, margin: float, *, n_points: int = 201
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Where the field :math:`r(x) - x` turns from pointing back to ``start`` to pointing on to ``end``.
+
+    On each segment from ``start[i]`` to ``end[i]`` (rows of ``(n, d)`` tensors, e.g. a point of an
+    inner arm of the spiral and the point of the next arm outwards, thesis §3.3.4) the component
+    :math:`a(s) = u^\top(r(x_s) - x_s)`, :math:`u = (\text{end} - \text{start})/\lVert\cdot\rVert`, is
+    evaluated at ``n_points`` evenly spaced :math:`x_s`, keeping only those at least ``margin``
+    (e.g. 3σ) from both ends. If both ends are sinks (a < 0 just after ``start``, a > 0 just before
+    ``end``) a − → + change of sign, a source along u, lies between them by continuity: that is
+    what is located, not assumed. Returns ``(position, n_sources)``: the position in [0, 1] along
+    the segment of the first − → + change (linear interpolation between the two grid points, exact
+    for a field linear along the segment; NaN where there is none) and the number of such changes
+    (int64), each ``(n,)``.
+    """
+    r = _callable("r", r)
+    start = checks.tensor("start", start, ndim=2, nonempty=True)
+    end = checks.tensor("end", end, ndim=2)
+    if end.shape != start.shape:
+        raise ValueError(f"end must have the shape of start {tuple(start.shape)}, got {tuple(end.shape)}")
+    margin = checks.positive_float("margin", margin, allow_zero=True)
+    n_points = checks.positive_int("n_points", n_points, minimum=3)
+    delta = end - start
+    length = delta.norm(dim=1)
+    if bool((length <= 2 * margin).any()):
+        raise ValueError(
+            f"every segment must be longer than 2 * margin = {2 * margin}, got {length.min():.3g}"
+        )
+    u = delta / length[:, None]
+    s = torch.linspace(0.0, 1.0, n_points, dtype=start.dtype, device=start.device)
+    pts = start[None] + s[:, None, None] * delta[None]  # (n_points, n, d)
+    with torch.no_grad():
+        flat = pts.reshape(-1, start.shape[1])
+        a = ((_call_same_shape("r", r, flat) - flat).reshape(pts.shape) * u[None]).sum(-1)  # (n_points, n)
+    inside = (s[:, None] * length[None] >= margin) & ((1 - s[:, None]) * length[None] >= margin)
+    turn = inside[:-1] & inside[1:] & (a[:-1] < 0) & (a[1:] >= 0)  # (n_points - 1, n)
+    n_sources = turn.sum(0)
+    first = turn.to(torch.int64).argmax(0)
+    cols = torch.arange(len(start), device=start.device)
+    a0, a1 = a[first, cols], a[first + 1, cols]
+    position = s[first] + (s[1] - s[0]) * a0 / (a0 - a1)
+    position = torch.where(n_sources > 0, position, torch.full_like(position, float("nan")))
+    return position, n_sources
+
+
+def empirical_dae(data: torch.Tensor, sigma: float) -> Fn:
+    r"""The optimal DAE of the empirical law of ``data`` ``(n, d)`` at noise σ: a callable r*.
+
+    Thesis Theorem 1 (eq. 3.3) with p the empirical distribution:
+    :math:`r^*_\sigma(x) = \sum_i w_i(x)\,x_i`, :math:`w_i \propto \exp(-\lVert x - x_i\rVert^2 / 2\sigma^2)`,
+    the posterior mean of the clean point; its score :math:`(r^* - x)/\sigma^2` is that of the Parzen
+    density of width σ. The reference a learned DAE is compared with (the control of ch. 1 §1.10).
+    The returned function maps ``(m, d)`` to ``(m, d)``.
+    """
+    data = checks.tensor("data", data, ndim=2, nonempty=True).detach()
+    sigma = checks.positive_float("sigma", sigma)
+
+    def r(x: torch.Tensor) -> torch.Tensor:
+        x = checks.tensor("x", x, ndim=2)
+        centres = checks.same_width("data", data, "x", x).to(x)
+        return torch.softmax(-torch.cdist(x, centres).pow(2) / (2 * sigma**2), dim=1) @ centres
+
+    r.sigma = sigma  # type: ignore[attr-defined]
+    return r
 
 
 # ------------------------------------------------------------- energy and sampling

@@ -243,6 +243,54 @@ def on_arc(theta: torch.Tensor, radius: torch.Tensor | float = 1.0) -> torch.Ten
     return torch.stack([radius * theta.cos(), radius * theta.sin()], 1)
 
 
+def test_chain_arc_coverage_stuck_versus_iid_chains() -> None:
+    # 4 bins, 3 chains of T = 6: chain 0 stays in bin 0, chain 1 visits bins 0 and 3, chain 2 all four.
+    u = torch.tensor(
+        [
+            [0.1, 0.1, 0.1],
+            [0.1, 0.9, 0.3],
+            [0.2, 0.1, 0.6],
+            [0.1, 0.95, 0.8],
+            [0.1, 0.1, 0.1],
+            [0.2, 0.9, 0.2],
+        ]
+    )
+    coverage, iid = D.chain_arc_coverage(u, 4)
+    torch.testing.assert_close(coverage, torch.tensor([0.25, 0.5, 1.0], dtype=torch.float64))
+    assert iid == pytest.approx(1 - 0.75**6)
+    # Independent uniform chains cover, on average, the occupancy formula's share (brute-force mean).
+    g = torch.Generator().manual_seed(0)
+    coverage, iid = D.chain_arc_coverage(torch.rand(30, 2000, generator=g, dtype=torch.float64), 20)
+    assert abs(coverage.mean().item() - iid) < 4 * coverage.std().item() / math.sqrt(2000)
+    with pytest.raises(ValueError, match="positions"):
+        D.chain_arc_coverage(torch.rand(5), 4)
+    with pytest.raises(ValueError, match="positions"):
+        D.chain_arc_coverage(torch.tensor([[1.5]]), 4)
+
+
+def test_curve_chain_summary_stuck_spread_and_off_chains() -> None:
+    # The unit segment from (0, 0) to (1, 0); 4 chains: two stuck on it at x = 0.1 and 0.9, one stuck off
+    # it at height 1, one i.i.d. uniform along it.
+    curve = torch.stack([torch.linspace(0, 1, 101), torch.zeros(101)], dim=1).double()
+    T, g = 400, torch.Generator().manual_seed(0)
+    chain = torch.zeros(T, 4, 2, dtype=torch.float64)
+    chain[:, 0, 0], chain[:, 1, 0], chain[:, 2] = 0.1, 0.9, torch.tensor([0.5, 1.0], dtype=torch.float64)
+    chain[:, 3, 0] = torch.rand(T, generator=g, dtype=torch.float64)
+    summary = D.curve_chain_summary(chain, curve, radius=0.05, n_bins=10)
+    assert summary["off"] == 0.25  # the chain at height 1
+    assert summary["coverage"] == 0.3  # final states at 0.1, 0.9 and one uniform draw: 3 bins
+    # Chains stuck at different arc positions never decorrelate: Sokal's window finds no M, tau is nan.
+    assert math.isnan(summary["tau"])
+    assert D.curve_chain_summary(chain[:, :3], curve, radius=0.05, n_bins=10)["tau"] == math.inf  # none moves
+    iid = torch.zeros(T, 3, 2, dtype=torch.float64)
+    iid[..., 0] = torch.rand(T, 3, generator=g, dtype=torch.float64)
+    assert (
+        abs(D.curve_chain_summary(iid, curve, radius=0.05, n_bins=10)["tau"] - 1) < 0.3
+    )  # independent draws
+    with pytest.raises(ValueError, match="chain"):
+        D.curve_chain_summary(chain[:1], curve, radius=0.05, n_bins=10)
+
+
 def test_curve_positions_on_a_circle_arc() -> None:
     # A point at angle θ and radius 1 + δ has foot point at arc position θ/ARC and distance |δ|, up
     # to the polyline (P − 1 = 2000 chords of half-angle h = ARC/4000). On a chord, the point at

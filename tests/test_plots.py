@@ -21,6 +21,25 @@ def test_grid_and_vector_field_draw_one_arrow_per_point():
         plots.grid_2d((1, -1), (0, 1), 4)
 
 
+def test_arrow_scale_is_shared_across_panels():
+    # f(x) = -x on the 5 x 5 grid of [-1, 1]^2: longest arrow sqrt(2) at the corners, spacing 0.5.
+    assert plots.arrow_scale([lambda x: -x], (-1, 1), (-1, 1), n=5) == pytest.approx(2 * 2**0.5)
+    shared = plots.arrow_scale([lambda x: -x, lambda x: -3 * x], (-1, 1), (-1, 1), n=5)
+    assert shared == pytest.approx(6 * 2**0.5)
+    fig, axes = plt.subplots(1, 2)
+    own = plots.vector_field(axes[0], lambda x: -x, (-1, 1), (-1, 1), n=5)
+    assert own == pytest.approx(2 * 2**0.5)  # autoscaled: the panel's own longest arrow, one spacing
+    for ax, k in zip(axes, (1, 3), strict=True):
+        used = plots.vector_field(ax, lambda x, k=k: -k * x, (-1, 1), (-1, 1), n=5, scale=shared, key=1.0)
+        assert used == shared and ax.collections[-1].scale == shared
+    # On the shared scale the 3x field's arrows are drawn 3x longer; autoscaled they would be equal.
+    with pytest.raises(TypeError, match="fields"):
+        plots.arrow_scale([], (-1, 1), (-1, 1))
+    with pytest.raises(ValueError, match="scale"):
+        plots.vector_field(axes[0], lambda x: -x, (-1, 1), (-1, 1), scale=-1.0)
+    plt.close(fig)
+
+
 def test_image_grid_and_spectrum():
     fig, ax = plt.subplots()
     plots.image_grid(ax, torch.rand(12, 16), side=4, columns=5)

@@ -18,7 +18,7 @@ Skipped, with the reason:
   and callables. ``key`` and ``sha256`` are fuzzed.
 * ``data.read_idx``, ``data.mnist``, ``data.svhn``: they read (or download) the data sets.
 * ``plots.vector_field``, ``plots.image_grid``, ``plots.spectrum``, ``plots.small_figure``: they draw on a
-  matplotlib figure; ``plots.grid_2d`` (their array helper) is fuzzed.
+  matplotlib figure; ``plots.grid_2d`` (their array helper) is fuzzed; ``plots.arrow_scale`` takes callables.
 * ``widgets.Slider``, ``widgets.slider``: their ``render`` must draw a matplotlib figure per value.
 * ``runtime.set_threads``, ``runtime.seed_everything``, ``profiles.use``: they change process-wide state.
 * No argument to fuzz: ``runtime.device``, ``runtime.default_threads``, ``profiles.current``,

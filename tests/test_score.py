@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from dae_tutor import nets, train
 from dae_tutor import score as S
-from dae_tutor.densities import GaussianMixture, reference_mixture_1d
+from dae_tutor.densities import GaussianMixture, Spiral, reference_mixture_1d
 
 F64 = torch.float64
 
@@ -398,3 +399,86 @@ def test_dae_score_reads_the_sigma_the_model_was_trained_at() -> None:
     assert torch.allclose(S.log_density_hessian(r, x), S.log_density_hessian(r, x, 0.1), rtol=0, atol=0)
     with pytest.raises(ValueError, match="sigma"):
         S.log_density_hessian(lambda z: z, x)
+
+
+# -------------------------------------------------------------- sources and sinks (§3.3.4)
+def test_segment_sources_and_divergence_of_a_linear_field() -> None:
+    # r(x) = x + k (x - c): r(x) - x is radial from c, a source (k > 0) of divergence 2k in 2-D.
+    c = torch.tensor([0.2, -0.1])
+    start = c + torch.tensor([[-0.3, 0.0], [0.0, -0.6]])
+    end = c + torch.tensor([[0.7, 0.0], [0.0, 0.2]])
+    for k in (0.5, -0.5):
+        r = lambda x, k=k: x + k * (x - c)  # noqa: E731
+        position, n_sources = S.segment_sources(r, start, end, margin=0.05, n_points=51)
+        div = S.field_divergence(r, torch.randn(4, 2, generator=torch.Generator().manual_seed(0)))
+        torch.testing.assert_close(div, torch.full((4,), 2 * k, dtype=div.dtype))
+        if k > 0:  # the zero of the field, found by the interpolation (exact for a linear field)
+            torch.testing.assert_close(position, torch.tensor([0.3, 0.75]), rtol=0, atol=1e-12)
+            assert n_sources.tolist() == [1, 1]
+        else:  # a sink: a + -> - change, no source
+            assert bool(position.isnan().all()) and n_sources.tolist() == [0, 0]
+    with pytest.raises(ValueError, match="margin"):
+        S.segment_sources(lambda x: x, start, end, margin=0.5)
+    with pytest.raises(ValueError, match="end"):
+        S.segment_sources(lambda x: x, start, end[:1], margin=0.01)
+
+
+def test_source_between_two_gaussians_is_the_midpoint_with_closed_form_divergence() -> None:
+    # Optimal DAE of two equal Gaussians: by symmetry the source is the midpoint, where the divergence
+    # is sigma^2 tr Hess log p_sigma (Tweedie, thesis eq. 3.9), a closed form of the smoothed mixture.
+    sigma, eye = 0.1, torch.eye(2, dtype=torch.float64)
+    p = GaussianMixture(
+        torch.tensor([0.5, 0.5]),
+        torch.tensor([[0.0, 0.0], [0.0, 1.0]]),
+        torch.stack([0.01 * eye, 0.01 * eye]),
+    )
+    r = lambda x: p.optimal_reconstruction(x, sigma)  # noqa: E731
+    position, n_sources = S.segment_sources(
+        r, torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 1.0]]), margin=0.3, n_points=400
+    )
+    assert n_sources.item() == 1 and abs(position.item() - 0.5) < 1e-9
+    mid = torch.tensor([[0.0, 0.5]])
+    expected = sigma**2 * p.smoothed(sigma).hessian_log_prob(mid)[0].trace()
+    torch.testing.assert_close(S.field_divergence(r, mid)[0], expected, rtol=1e-10, atol=1e-12)
+    assert expected > 0
+
+
+def test_sources_between_spiral_arms_claim_and_control() -> None:
+    # Ch. 1 §1.5: a DAE fitted to the spiral at sigma = 0.01 has a source on nearly every segment between
+    # two arms (forced by continuity once both arms are sinks); an untrained network has none.
+    spiral = Spiral()
+    data = spiral.sample(3000, generator=torch.Generator().manual_seed(1))
+    trained = train.fit_dae(
+        data,
+        0.01,
+        hidden=200,
+        steps=300,
+        seed=0,
+        optimizer="lbfgs",
+        fixed_noise=True,
+        n_noise=3000,
+        length_scale=0.1,
+        progress=False,
+    )
+    _, inner, outer = spiral.arm_segments(60)
+
+    def share(r) -> float:
+        return (S.segment_sources(r, inner, outer, margin=0.03)[1] > 0).double().mean().item()
+
+    assert share(trained) >= 0.9, share(trained)  # 1.0 measured
+    assert share(nets.AutoEncoder(2, 200, length_scale=0.1, seed=0).double()) <= 0.2  # 0 measured
+
+
+def test_empirical_dae_is_the_optimal_dae_of_a_sharp_mixture() -> None:
+    # Independent route: GaussianMixture.optimal_reconstruction of components N(x_i, tau^2 I) tends to the
+    # empirical DAE as tau -> 0 (posterior mean E[x | x~] with the clean law concentrated on the data).
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(50, 2, generator=g, dtype=F64)
+    x = 2 * torch.randn(20, 2, generator=g, dtype=F64)
+    eye = torch.eye(2, dtype=F64).expand(50, 2, 2)
+    sharp = GaussianMixture(torch.full((50,), 1 / 50, dtype=F64), data, eye * 1e-6**2)
+    r = S.empirical_dae(data, 0.3)
+    torch.testing.assert_close(r(x), sharp.optimal_reconstruction(x, 0.3), rtol=0, atol=1e-9)
+    assert r.sigma == 0.3
+    with pytest.raises(ValueError, match="sigma"):
+        S.empirical_dae(data, 0.0)
