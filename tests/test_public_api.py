@@ -1806,6 +1806,14 @@ case(
     generator=GEN,
 )
 
+case(
+    "score.denoising_chain",
+    score.denoising_chain,
+    lambda: dict(r=RFN, x0=x2(3), n_steps=2),
+    r=CALL,
+    x0=T(*F),
+    n_steps=Int(),
+)
 # train ----------------------------------------------------------------------------------------------
 case(
     "train.train_loop",
