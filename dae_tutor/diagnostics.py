@@ -12,10 +12,13 @@ hides:
   draws a chain's scalar statistic (an arc position, a coordinate, an energy) is worth;
 * :func:`mode_hops`: how often each chain changes mode on a multi-modal target, and the share of
   time it spends in each;
+* :func:`histogram_tv`: the total variation between 1-d samples' histogram and a density's mass
+  on the same bins;
 * :func:`heavy_modes`: how many modes of a pmf on a 1-d grid hold a given share of its mass;
 * :func:`spurious_fraction`: the share of samples farther than a radius from every data point, the
   "spurious samples" of a chain that leaves the data ([TH] §5.3.2: "the DAE's behavior far from the
-  training examples can create spurious modes"; chapter 2's walkback experiment).
+  training examples can create spurious modes"; chapter 2's walkback experiment), and
+  :func:`spurious_groups`: where those samples gather (chapter 1's spurious attractors, Fig. 3.7).
 
 The nearest-training-neighbour distance (the memorisation check) is
 :func:`dae_tutor.evaluate.nearest_neighbours`; the nearest mode of each sample, the labels that
@@ -42,11 +45,13 @@ __all__ = [
     "effective_sample_size",
     "energy_distance",
     "heavy_modes",
+    "histogram_tv",
     "integrated_autocorrelation_time",
     "manifold_coverage",
     "mmd",
     "mode_hops",
     "spurious_fraction",
+    "spurious_groups",
 ]
 
 F64 = torch.float64
@@ -380,3 +385,47 @@ def heavy_modes(q: torch.Tensor, share: float = 0.01) -> int:
     minima = torch.nonzero((inner <= q[:-2]) & (inner < q[2:])).flatten() + 1
     cuts = [0, *minima.tolist(), len(q)]
     return sum(float(q[a:b].sum()) > share for a, b in itertools.pairwise(cuts))
+
+
+def spurious_groups(
+    ends: torch.Tensor, data: torch.Tensor, delta: float, radius: float = 0.1
+) -> list[tuple[torch.Tensor, float]]:
+    """Group the points of ``ends`` (n, d) at distance >= ``delta`` from every point of ``data`` (m, d).
+
+    Greedily: the first ungrouped point and every ungrouped point within ``radius`` of it form a group;
+    returns (centre = the group's mean, share = its size / n) per group, largest share first. These are
+    the spurious attractors of a sampler whose chains end away from the data (thesis §3.4.3, Fig. 3.7).
+    """
+    ends = checks.nonempty("ends", checks.tensor("ends", ends, ndim=2))
+    data = checks.nonempty("data", checks.tensor("data", data, ndim=2))
+    data = checks.same_width("data", data, "ends", ends).to(ends)
+    delta = checks.positive_float("delta", delta)
+    radius = checks.positive_float("radius", radius)
+    off = ends[torch.cdist(ends, data).min(dim=1).values >= delta]
+    groups = []
+    while len(off):
+        member = (off - off[0]).norm(dim=1) < radius
+        groups.append((off[member].mean(0), member.double().sum().item() / len(ends)))
+        off = off[~member]
+    return sorted(groups, key=lambda g: -g[1])
+
+
+def histogram_tv(
+    samples: torch.Tensor, log_prob: Callable[[torch.Tensor], torch.Tensor], bins: torch.Tensor
+) -> float:
+    """Total variation ½ Σ_k abs(n_k / n − q_k) between the histogram of ``samples`` and a density.
+
+    n_k counts the samples (any shape, flattened) in bin k of ``bins`` (edges); q_k ∝ p(c_k) Δ_k is
+    the midpoint rule for the density's mass on bin k (``log_prob`` maps (K, 1) centres c_k to (K,)
+    log-densities), normalised over the bins (thesis §3.4.2, Fig. 3.6: MH with the DAE score).
+    """
+    samples = checks.nonempty("samples", checks.tensor("samples", samples))
+    if not callable(log_prob):
+        raise TypeError(f"log_prob must be callable, got {type(log_prob).__name__}")
+    bins = checks.tensor("bins", bins, ndim=1)
+    if len(bins) < 2 or not checks.holds((bins[1:] > bins[:-1]).all()):
+        raise ValueError(f"bins must hold at least 2 increasing edges, got {bins.tolist()}")
+    counts = torch.histogram(samples.flatten().cpu().to(bins.dtype), bins=bins.cpu()).hist
+    centres = (bins[1:] + bins[:-1]) / 2
+    mass = log_prob(centres[:, None]).exp() * (bins[1:] - bins[:-1])
+    return 0.5 * (counts / counts.sum() - mass / mass.sum()).abs().sum().item()

@@ -11,6 +11,7 @@ Contents:
 * :func:`dae_score`, :func:`reconstruction_jacobian`, :func:`log_density_hessian` (eqs. 3.5/3.10, 3.9);
 * :func:`field_divergence` and :func:`segment_sources`: sources and sinks of r(x) - x (§3.3.4);
 * :func:`energy_difference` (eqs. 3.13-3.14) and :func:`metropolis_hastings` (§3.4.2);
+* :func:`denoising_chain`: the deterministic chain x <- r(x), which ends on r's attractors (§3.4.3);
 * :func:`rcae_1d` and :func:`dae_1d`, the non-parametric 1-D solutions of Figs. 3.3-3.4 (§3.3.3);
 * :func:`local_mean_1d` and :func:`local_mean_mc`, the local mean of Theorem 3 (app. 3.D).
 """
@@ -28,6 +29,7 @@ from dae_tutor import checks
 __all__ = [
     "dae_1d",
     "dae_score",
+    "denoising_chain",
     "empirical_dae",
     "energy_difference",
     "field_divergence",
@@ -195,6 +197,23 @@ def empirical_dae(data: torch.Tensor, sigma: float) -> Fn:
 
     r.sigma = sigma  # type: ignore[attr-defined]
     return r
+
+
+def denoising_chain(r: Fn, x0: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """The end x_K of the deterministic chain x_{k+1} = r(x_k) from ``x0`` (n, d), K = ``n_steps``.
+
+    It stops at the fixed points r(x) = x that attract it: the modes of p_σ for the optimal DAE
+    (r* = x + σ² ∇log p_σ, eq. 3.5), and for a learned r also the spurious attractors far from the
+    data (thesis §3.4.3, Fig. 3.7). Runs without gradients.
+    """
+    r = _callable("r", r)
+    x0 = checks.tensor("x0", x0, ndim=2, nonempty=True)
+    n_steps = checks.positive_int("n_steps", n_steps)
+    with torch.no_grad():
+        ends = _call_same_shape("r", r, x0)
+        for _ in range(n_steps - 1):
+            ends = r(ends)
+    return ends
 
 
 # ------------------------------------------------------------- energy and sampling

@@ -18,6 +18,8 @@
 * :func:`gaussian_walkback_loss` is the walkback criterion of a DAE with a Gaussian reconstruction head
   ([GDAE] Algorithm 2), beside the plain criterion :func:`dae_loss`; :func:`fit_gaussian_walkback`
   minimises it on minibatches.
+* :func:`fit_noise_mixture_dae` trains one DAE on a mixture of noise levels (each example's σ drawn
+  from a list: the large-noise recipe of Fig. 3.7).
 * :func:`fit_dae_ensemble` trains many such DAEs (one per σ) at once, as one
   model with stacked parameters and batched matmuls, and gives the same
   models as separate :func:`fit_dae` calls with the same seeds.
@@ -746,3 +748,54 @@ def fit_gaussian_walkback(
         return gaussian_walkback_loss(r, x[idx], sigma, s, g, walkback_steps=walkback_steps)
 
     return train_loop(loss_fn, r, steps=steps, lr=lr, progress=False, desc=desc)
+
+
+def fit_noise_mixture_dae(
+    samples: torch.Tensor,
+    noise_levels: Sequence[float],
+    *,
+    hidden: int = 256,
+    steps: int = 4000,
+    seed: int = 0,
+    noise_seed: int | None = None,
+    lr: float = 3e-3,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> tuple[AutoEncoder, list[float]]:
+    """Adam on the DAE loss (thesis eq. 3.2) with each example's σ drawn uniformly from ``noise_levels``.
+
+    The loss is E_x E_σ E_ε ‖r(x + σε) − x‖², σ ~ Uniform(``noise_levels``), ε ~ N(0, I): a mixture
+    of corruption levels, whose large levels train r far from the data (thesis §3.4.3, Fig. 3.7:
+    spurious attractors). ``hidden`` tanh units in the dtype of ``samples``, initialised from ``seed``
+    (default ``nn.Linear`` scale); one generator seeded ``noise_seed`` (default: a stream derived from
+    ``seed``) draws, at each step, the ``batch_size`` rows (with replacement), their σ's, then the noise.
+
+    Returns the trained r, with ``r.sigma = min(noise_levels)`` (the score's scale near the data),
+    and its per-step loss history.
+    """
+    samples = _check_samples(samples)
+    if isinstance(noise_levels, (str, bytes)) or not isinstance(noise_levels, Sequence) or not noise_levels:
+        raise TypeError(f"noise_levels must be a non-empty sequence of floats, got {noise_levels!r}")
+    levels_list = [checks.positive_float("noise_levels", s) for s in noise_levels]
+    hidden = checks.positive_int("hidden", hidden)
+    steps = checks.positive_int("steps", steps)
+    seed = checks.nonnegative_int("seed", seed)
+    noise_seed = _noise_seed(seed) if noise_seed is None else checks.nonnegative_int("noise_seed", noise_seed)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    progress = checks.boolean("progress", progress)
+    device, dtype = samples.device, samples.dtype
+    net = AutoEncoder(samples.shape[1], hidden, seed=seed, dtype=dtype, device=device)
+    gen = runtime.generator(noise_seed, device)
+    levels = torch.tensor(levels_list, dtype=dtype, device=device)
+
+    def loss_fn() -> torch.Tensor:
+        batch = samples[torch.randint(len(samples), (batch_size,), generator=gen, device=device)]
+        sigma = levels[torch.randint(len(levels), (batch_size, 1), generator=gen, device=device)]
+        noise = torch.randn(batch.shape, generator=gen, dtype=dtype, device=device)
+        return dae_loss(net, batch + sigma * noise, batch)
+
+    history = train_loop(
+        loss_fn, net, steps=steps, optimizer="adam", lr=lr, progress=progress, desc="DAE, σ mixture"
+    )
+    net.sigma = min(levels_list)
+    return net, history

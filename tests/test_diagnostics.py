@@ -451,6 +451,33 @@ def test_spurious_fraction_counts_the_samples_off_the_data():
         D.spurious_fraction(pts, data, 0.0)
 
 
+def test_spurious_groups_gathers_the_ends_off_the_data_by_hand():
+    data = torch.zeros(3, 2, dtype=F64)
+    ends = torch.tensor([[0.0, 0.5], [3.0, 0.0], [0.0, 3.0], [3.06, 0.0]], dtype=F64)  # the first is near
+    groups = D.spurious_groups(ends, data, delta=1.0, radius=0.1)
+    assert [share for _, share in groups] == [0.5, 0.25]  # 2 of 4 ends at (3, 0), 1 of 4 at (0, 3)
+    torch.testing.assert_close(groups[0][0], torch.tensor([3.03, 0.0], dtype=F64))
+    torch.testing.assert_close(groups[1][0], torch.tensor([0.0, 3.0], dtype=F64))
+    assert D.spurious_groups(ends, data, delta=10.0) == []  # control: every end within delta of the data
+    with pytest.raises(ValueError, match="delta"):
+        D.spurious_groups(ends, data, delta=0.0)
+    with pytest.raises(ValueError, match="data"):
+        D.spurious_groups(ends, torch.zeros(3, 1, dtype=F64), delta=1.0)
+
+
+def test_histogram_tv_is_half_the_l1_gap_by_hand():
+    bins = torch.tensor([0.0, 1.0, 2.0], dtype=F64)
+    uniform = lambda x: torch.full(x.shape[:1], math.log(0.5), dtype=F64)  # noqa: E731  p = 1/2 on [0, 2]
+    samples = torch.tensor([0.2, 0.4, 0.6, 1.5], dtype=F64)  # 3/4 in bin 0, 1/4 in bin 1
+    assert D.histogram_tv(samples, uniform, bins) == pytest.approx(0.25, abs=1e-15)  # ½(¼ + ¼)
+    balanced = torch.tensor([0.5, 1.5], dtype=torch.float32)  # one per bin, in another dtype
+    assert D.histogram_tv(balanced, uniform, bins) == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(ValueError, match="bins"):
+        D.histogram_tv(samples, uniform, torch.tensor([1.0, 0.0], dtype=F64))
+    with pytest.raises(TypeError, match="log_prob"):
+        D.histogram_tv(samples, None, bins)
+
+
 # heavy_modes ------------------------------------------------------------------------------------------
 def test_heavy_modes_counts_separated_bumps_above_the_share() -> None:
     # five well-separated Gaussian bumps with known weights: each basin holds its bump's weight (the

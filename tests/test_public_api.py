@@ -1288,6 +1288,23 @@ case(
     radius=POS,
 )
 case(
+    "diagnostics.spurious_groups",
+    diagnostics.spurious_groups,
+    lambda: dict(ends=x2(5), data=x2(4, seed=1), delta=0.1, radius=0.5),
+    ends=T(*F, "width"),
+    data=T(*F, "width"),
+    delta=POS,
+    radius=POS,
+)
+case(
+    "diagnostics.histogram_tv",
+    diagnostics.histogram_tv,
+    lambda: dict(samples=x2(5, 1), log_prob=lambda x: -0.5 * x[:, 0] ** 2, bins=GRID),
+    samples=T("type", "numpy", "nan", "inf", "empty", "int"),
+    log_prob=CALL,
+    bins=T(*F),
+)
+case(
     "diagnostics.heavy_modes",
     diagnostics.heavy_modes,
     lambda: dict(q=torch.tensor([0.1, 0.3, 0.1, 0.4, 0.1], dtype=torch.float64), share=0.01),
@@ -1789,6 +1806,14 @@ case(
     generator=GEN,
 )
 
+case(
+    "score.denoising_chain",
+    score.denoising_chain,
+    lambda: dict(r=RFN, x0=x2(3), n_steps=2),
+    r=CALL,
+    x0=T(*F),
+    n_steps=Int(),
+)
 # train ----------------------------------------------------------------------------------------------
 case(
     "train.train_loop",
@@ -1889,6 +1914,31 @@ case(
     hidden=Int(),
     seeds=Kind(lambda v: st.sampled_from([[0], [0, 1.5], "01", [0, -1]])),
     **{k: v for k, v in FIT_KINDS.items() if k != "seed"},
+)
+case(
+    "train.fit_noise_mixture_dae",
+    train.fit_noise_mixture_dae,
+    lambda: dict(
+        samples=x2(8),
+        noise_levels=[0.1, 0.3],
+        hidden=4,
+        steps=2,
+        seed=0,
+        noise_seed=1,
+        lr=1e-3,
+        batch_size=4,
+        progress=False,
+    ),
+    finite=False,
+    samples=T(*F),
+    noise_levels=Kind(lambda v: st.sampled_from([[], [0.1, -0.5], [NAN], "0.1", 0.3, [0.1, INF]])),
+    hidden=Int(),
+    steps=Int(),
+    seed=Int(0),
+    noise_seed=Int(0),
+    lr=POS,
+    batch_size=Int(),
+    progress=BOOL,
 )
 
 # small helpers --------------------------------------------------------------------------------------

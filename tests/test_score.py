@@ -482,3 +482,16 @@ def test_empirical_dae_is_the_optimal_dae_of_a_sharp_mixture() -> None:
     assert r.sigma == 0.3
     with pytest.raises(ValueError, match="sigma"):
         S.empirical_dae(data, 0.0)
+
+
+def test_denoising_chain_is_the_geometric_contraction_by_hand() -> None:
+    """r(x) = a x + (1 - a) m gives x_K = m + a^K (x_0 - m); the identity (r(x) = x, a = 1) stays put."""
+    m = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    x0 = torch.tensor([[3.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    ends = S.denoising_chain(lambda x: 0.5 * x + 0.5 * m, x0, 10)
+    torch.testing.assert_close(ends, m + 0.5**10 * (x0 - m), rtol=0, atol=1e-15)
+    assert torch.equal(S.denoising_chain(lambda x: x, x0, 3), x0)  # control: no attraction
+    with pytest.raises(ValueError, match="n_steps"):
+        S.denoising_chain(lambda x: x, x0, 0)
+    with pytest.raises(ValueError, match="r must map"):
+        S.denoising_chain(lambda x: x[:, :1], x0, 2)

@@ -22,6 +22,7 @@ from dae_tutor.train import (
     fit_dae,
     fit_dae_ensemble,
     fit_gaussian_walkback,
+    fit_noise_mixture_dae,
     gaussian_walkback_loss,
     train_loop,
 )
@@ -472,3 +473,37 @@ def test_classifier_checkpoints_match_a_hand_written_rmsprop_loop():
     assert not torch.equal(saved[0], saved[-1])  # control: the parameters moved
     with pytest.raises(ValueError, match="save_at"):
         classifier_checkpoints(model, x, y, steps=6, save_at=[7], seed=0)
+
+
+def test_noise_mixture_first_loss_is_the_dae_loss_of_its_draws_by_hand():
+    """Step 1's loss is (1/B) Σ_i ‖r0(x_i + σ_i ε_i) − x_i‖² (eq. 3.2) of the untrained r0, with the
+    rows, then the σ_i's, then the noise drawn in that order from one generator seeded noise_seed."""
+    x = torch.randn(20, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    levels = [0.01, 1.0]
+    r, history = fit_noise_mixture_dae(x, levels, hidden=5, steps=1, seed=3, noise_seed=7, batch_size=6)
+    g = torch.Generator().manual_seed(7)
+    rows = x[torch.randint(20, (6,), generator=g)]
+    sigma = torch.tensor(levels, dtype=F64)[torch.randint(2, (6, 1), generator=g)]
+    noisy = rows + sigma * torch.randn(rows.shape, generator=g, dtype=F64)
+    r0 = AutoEncoder(2, 5, seed=3, dtype=F64)
+    with torch.no_grad():
+        expected = (r0(noisy) - rows).pow(2).sum(1).mean().item()
+    assert history == pytest.approx([expected], rel=1e-12)
+    assert r.sigma == 0.01 and r.W.dtype == F64
+    with pytest.raises(TypeError, match="noise_levels"):
+        fit_noise_mixture_dae(x, [], steps=1)
+    with pytest.raises(ValueError, match="noise_levels"):
+        fit_noise_mixture_dae(x, [0.1, -1.0], steps=1)
+
+
+def test_noise_mixture_with_large_noise_shrinks_toward_the_mean_and_its_control_does_not():
+    """Trained at σ = 3 on N(0, I/4) data, the optimal linear DAE is Σ(Σ + σ²I)⁻¹ ≈ 0.027 I: r nearly
+    maps every point to the mean; the σ = 0.01 control stays close to the identity."""
+    x = 0.5 * torch.randn(2000, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
+    probe = torch.tensor([[0.5, 0.0], [0.0, -0.5]], dtype=F64)
+    big_r, _ = fit_noise_mixture_dae(x, [3.0], hidden=16, steps=400, seed=0, lr=1e-2)
+    small_r, _ = fit_noise_mixture_dae(x, [0.01], hidden=16, steps=400, seed=0, lr=1e-2)
+    with torch.no_grad():
+        big, small = big_r(probe), small_r(probe)
+    assert (big - x.mean(0)).norm(dim=1).max() < 0.15  # shrunk: ≈ 0.027 · 0.5 = 0.014 ideally
+    assert (small - probe).norm(dim=1).max() < 0.15  # control: ≈ the identity
