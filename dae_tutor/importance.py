@@ -434,6 +434,25 @@ def _flat_grad(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tens
     return torch.cat(flat)
 
 
+def minibatch_gradient_norm_bound(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> float:
+    """Thesis app. 7.A.4: the mean of ‖g_b‖ over consecutive minibatches b, an upper bound on ‖g_TRUE‖.
+
+    With equal-size batches g_TRUE = (1/B) Σ_b g_b, so ‖g_TRUE‖ ≤ (1/B) Σ_b ‖g_b‖ (triangle
+    inequality); the bound is tight only when the batch gradients point the same way.
+    """
+    check_batch(model, loss_fn, x, y)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    if len(x) % batch_size:
+        raise ValueError(f"batch_size must divide the {len(x)} examples into equal batches, got {batch_size}")
+    norms = [
+        _flat_grad(model, loss_fn, x[i : i + batch_size], y[i : i + batch_size]).norm().item()
+        for i in range(0, len(x), batch_size)
+    ]
+    return sum(norms) / len(norms)
+
+
 @dataclass
 class History:
     """What :func:`simulate_issgd` logs, one entry per logged step (``step``)."""

@@ -279,3 +279,19 @@ def test_bad_batches_raise():
     twice = nn.Sequential(shared, nn.ReLU(), shared)
     with pytest.raises(ValueError, match="called twice"):
         imp.per_example_grad_norms(twice, imp.cross_entropy, torch.randn(3, 4, dtype=torch.float64), y[:3])
+
+
+def test_minibatch_gradient_norm_bound_is_the_mean_batch_norm_and_bounds_the_true_norm():
+    """App. 7.A.4, against the per-example gradients: block means of the rows, their norms averaged."""
+    model, (x, y) = _mlp(), _data(24, (6,))
+    rows = imp.per_example_grads(model, imp.cross_entropy, x, y)
+    by_hand = rows.reshape(4, 6, -1).mean(1).norm(dim=1).mean().item()
+    bound = imp.minibatch_gradient_norm_bound(model, imp.cross_entropy, x, y, batch_size=6)
+    true_norm = imp.flat_grad(model, imp.cross_entropy, x, y).norm().item()
+    assert bound == pytest.approx(by_hand, rel=1e-12)
+    assert bound > true_norm  # strict: these batch gradients are not parallel
+    # one batch holding everything: the bound is the true norm
+    whole = imp.minibatch_gradient_norm_bound(model, imp.cross_entropy, x, y, batch_size=24)
+    assert whole == pytest.approx(true_norm, rel=1e-12)
+    with pytest.raises(ValueError, match="batch_size"):
+        imp.minibatch_gradient_norm_bound(model, imp.cross_entropy, x, y, batch_size=5)

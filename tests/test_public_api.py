@@ -830,6 +830,13 @@ case(
 )
 for fn in ("per_example_grads", "last_layer_grad_norms", "flat_grad"):
     case(f"importance.{fn}", getattr(importance, fn), BATCH_VALID, **BATCH)
+case(
+    "importance.minibatch_gradient_norm_bound",
+    importance.minibatch_gradient_norm_bound,
+    lambda: {**BATCH_VALID(), "batch_size": 1},
+    batch_size=Int(),
+    **BATCH,
+)
 WEIGHTS = torch.tensor([0.5, 1.0, 2.0, 0.1], dtype=torch.float64)
 WBAD = T(*F, "range", out=(-1.0,))
 case(
