@@ -779,24 +779,42 @@ def hooks_are_exact(
     layers: Sequence[str],
     *,
     reduce: Reducer | Mapping[str, Reducer] | None = None,
+    hooks: Callable[..., contextlib.AbstractContextManager[dict[str, torch.Tensor]]] | None = None,
 ) -> bool:
-    """The diode of app. 9.A, checked bitwise: outputs and cross-entropy gradients of ``model`` on
-    (x, y) are ``torch.equal`` with and without the hooks of :func:`tap` on ``layers``."""
+    """The diode of app. 9.A, checked bitwise: with the ``hooks`` (default :func:`tap`) on ``layers``,
+    ``model``'s outputs and cross-entropy gradients on (x, y) are ``torch.equal`` to those without
+    them, and stay so after a linear probe on every captured layer backpropagates its own
+    cross-entropy (features flow forward, no gradient flows back into the model)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     x = checks.tensor("x", x)
     checks.class_labels("y", y, x.shape[0])
+    hooks = tap if hooks is None else hooks
+    if not callable(hooks):
+        raise TypeError(f"hooks must be a context-manager factory like tap, got {type(hooks).__name__}")
 
     def forward_backward() -> tuple[torch.Tensor, list[torch.Tensor]]:
         model.zero_grad()
         out = model(x)
-        F.cross_entropy(out, y).backward()
+        F.cross_entropy(out, y).backward(retain_graph=True)  # a leaky hook's probe would need it
         return out.detach(), [p.grad.clone() for p in model.parameters()]
 
     plain = forward_backward()
-    with tap(model, layers, reduce=reduce):
+    with hooks(model, layers, reduce=reduce) as features:
         hooked = forward_backward()
-    return torch.equal(plain[0], hooked[0]) and all(map(torch.equal, plain[1], hooked[1]))
+        gen, probe_loss = runtime.generator(0, x.device), 0.0
+        for h in features.values():  # a random linear probe per layer; one backward pass for all
+            h = h.flatten(1)
+            w = torch.randn(h.shape[1], int(y.max()) + 1, generator=gen, device=h.device, dtype=h.dtype)
+            probe_loss = probe_loss + F.cross_entropy(h @ w.requires_grad_(), y)
+        if features:
+            probe_loss.backward()
+    after_probes = [p.grad.clone() for p in model.parameters()]
+    return (
+        torch.equal(plain[0], hooked[0])
+        and all(map(torch.equal, plain[1], hooked[1]))
+        and all(map(torch.equal, plain[1], after_probes))
+    )
 
 
 # ----------------------------------------------------------------------------- information is not usability

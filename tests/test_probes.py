@@ -12,6 +12,7 @@
 * Hooks leave outputs and gradients bitwise unchanged and are removed; probes give the model no gradient.
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -429,5 +430,29 @@ def test_hooks_are_exact_and_an_in_place_reducer_is_caught():
         return h.mul_(2)
 
     assert not probes.hooks_are_exact(model, x, y, ["conv1_preact"], reduce=doubling)
+    with pytest.raises(TypeError, match="hooks"):
+        probes.hooks_are_exact(model, x, y, ["logits"], hooks=3)
+
+
+def test_the_diode_check_fails_for_hooks_that_do_not_detach():
+    """Review ch. 5 cell 11: a tap without ``.detach()`` lets the probes' gradient into the model."""
+    model = classifiers.MnistConvNet((2, 3), 8, seed=0)
+    x, y = torch.rand(5, 784, generator=_gen(1)), torch.tensor([0, 1, 2, 3, 4])
+
+    @contextlib.contextmanager
+    def leaky_tap(model, layers, reduce=None):
+        store, modules = {}, dict(model.named_modules())
+        handles = [
+            modules[name].register_forward_hook(lambda m, a, out, name=name: store.__setitem__(name, out))
+            for name in layers
+        ]
+        try:
+            yield store
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    assert probes.hooks_are_exact(model, x, y, ["conv1_postact", "fc1_postact"])
+    assert not probes.hooks_are_exact(model, x, y, ["conv1_postact", "fc1_postact"], hooks=leaky_tap)
     with pytest.raises(ValueError, match="y"):
         probes.hooks_are_exact(model, x, y[:3], ["logits"])
