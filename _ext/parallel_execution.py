@@ -10,7 +10,7 @@ there ("Using cached notebook"). A notebook that fails here is not stored: myst-
 again and reports the failure as usual, so a raising cell still fails the build.
 
 ``jobs`` is ``$DAE_TUTOR_BOOK_JOBS`` if set, else the cores divided by the chapters'
-thread count (``$DAE_TUTOR_THREADS``, default half the cores); 1 means no parallel stage.
+thread count (``dae_tutor.runtime.default_threads``); 1 means no parallel stage.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def jobs() -> int:
     explicit = positive_env_int(JOBS_ENV_VAR)
     if explicit is not None:
         return explicit
-    cores = os.cpu_count() or 1
-    threads = positive_env_int("DAE_TUTOR_THREADS") or max(1, cores // 2)
-    return max(1, cores // threads)
+    from dae_tutor import runtime  # the chapters' own thread count ($DAE_TUTOR_THREADS, else half the cores)
+
+    return max(1, (os.cpu_count() or 1) // runtime.default_threads())
 
 
 def execute(path: str, timeout: int, allow_errors: bool) -> tuple[str, object, float, str | None]:
