@@ -295,3 +295,27 @@ def test_minibatch_gradient_norm_bound_is_the_mean_batch_norm_and_bounds_the_tru
     assert whole == pytest.approx(true_norm, rel=1e-12)
     with pytest.raises(ValueError, match="batch_size"):
         imp.minibatch_gradient_norm_bound(model, imp.cross_entropy, x, y, batch_size=5)
+
+
+def test_the_minibatch_bound_loosens_with_training_and_an_untrained_model_does_not():
+    """Ch. 4's claim on app. 7.A.4: training shrinks ‖g_TRUE‖ faster than the minibatch norms, so the
+    bound/true ratio grows; the control (the same model untrained) keeps its initial ratio."""
+    model, (x, y) = _mlp(3), _data(96, (6,), seed=4)
+    untrained = _mlp(3)
+
+    def ratio(m: nn.Module) -> float:
+        bound = imp.minibatch_gradient_norm_bound(m, imp.cross_entropy, x, y, batch_size=8)
+        return bound / imp.flat_grad(m, imp.cross_entropy, x, y).norm().item()
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(400):  # full-batch Adam towards a stationary point of the training loss
+        optimizer.zero_grad()
+        imp.cross_entropy(model(x), y).mean().backward()
+        optimizer.step()
+    start = ratio(untrained)
+
+    def loosened(m: nn.Module) -> bool:
+        return ratio(m) > 2 * start
+
+    assert loosened(model)
+    assert not loosened(untrained)
