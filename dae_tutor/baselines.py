@@ -20,7 +20,7 @@ is exact by enumerating the smaller layer.
 
 Besides Algorithm 1 (:func:`train_gan`), :func:`train_discriminator` and :func:`train_generator` train one
 player against the other held fixed (Fig. 1 (b) and (c)); :func:`random_rbm` draws a small RBM for the
-exact checks.
+exact checks, :meth:`RBM.gibbs_kernel` and :func:`expected_cd_gradient` make CD-k's bias exact.
 
 Sources: the GAN paper is Goodfellow et al. (2014), *Generative Adversarial Nets*; the DL book is
 Goodfellow, Bengio and Courville (2016), *Deep Learning*, ch. 20.
@@ -43,6 +43,7 @@ NOISE_PRIORS = ("gaussian", "uniform")
 GENERATOR_LOSSES = ("saturating", "non-saturating")
 GAN_OUTPUTS = ("linear", "sigmoid")
 MAX_ENUMERATION_UNITS = 20  # exact log Z enumerates 2^n states of the smaller layer, n <= 20
+MAX_KERNEL_UNITS = 12  # the exact Gibbs kernel and CD-k expectations enumerate both layers, n <= 12
 
 
 # ----------------------------------------------------------------------------- GAN
@@ -435,6 +436,27 @@ class RBM(nn.Module):
         return -self.free_energy(v) - self.log_partition()
 
     @torch.no_grad()
+    def gibbs_kernel(self) -> torch.Tensor:
+        """The block-Gibbs kernel over visible states, T[v, v′] = Σ_h P(h | v) P(v′ | h) (DL 20.14, 20.16).
+
+        Shape (2^n_vis, 2^n_vis), states in :func:`dae_tutor.markov.binary_states` order (most
+        significant bit first); exact, for small models (n_vis, n_hid <= :data:`MAX_KERNEL_UNITS`).
+        """
+        if max(self.n_vis, self.n_hid) > MAX_KERNEL_UNITS:
+            raise ValueError(
+                f"the Gibbs kernel enumerates 2^n_vis x 2^n_hid states; n_vis and n_hid must be at most "
+                f"{MAX_KERNEL_UNITS}, got {self.n_vis} and {self.n_hid}"
+            )
+        v, h = self._all_states(self.n_vis), self._all_states(self.n_hid)
+        a, b = v @ self.W + self.c, h @ self.W.T + self.b  # logits of P(h | v) and of P(v | h)
+        h_given_v = (F.logsigmoid(a) @ h.T + F.logsigmoid(-a) @ (1 - h).T).exp()
+        v_given_h = (F.logsigmoid(b) @ v.T + F.logsigmoid(-b) @ (1 - v).T).exp()
+        return h_given_v @ v_given_h
+
+    def _all_states(self, n: int) -> torch.Tensor:
+        return markov.binary_states(n, device=self.W.device).to(self.W.dtype)
+
+    @torch.no_grad()
     def contrastive_divergence(
         self,
         v: torch.Tensor,
@@ -465,6 +487,37 @@ class RBM(nn.Module):
             "c": h_pos.mean(0) - h_neg.mean(0),
         }
         return grads, neg
+
+
+@torch.no_grad()
+def expected_cd_gradient(rbm: RBM, data_pmf: torch.Tensor, k: int | None) -> dict[str, torch.Tensor]:
+    """The expectation of the CD-k estimate, exactly; ``k=None``: the exact log-likelihood gradient.
+
+    With φ(v) = (v ĥ(v)ᵀ, v, ĥ(v)), ĥ(v) = σ(c + Wᵀv), :meth:`RBM.contrastive_divergence` averages
+    φ(data) − φ(v⁽ᵏ⁾), v⁽ᵏ⁾ k block-Gibbs steps from the data. Its expectation is
+    Σ_v p(v) φ(v) − Σ_v (p Tᵏ)(v) φ(v), T = :meth:`RBM.gibbs_kernel`; the gradient of E_p log P(v) is
+    Σ_v p(v) φ(v) − Σ_v P(v) φ(v) (DL book eq. 18.6 with the free energy), the k → ∞ limit.
+    ``data_pmf`` is the data's law over the 2^n_vis visible states (:func:`dae_tutor.markov.binary_states`
+    order). Returns the ascent directions (keys ``"W", "b", "c"``), in the RBM's dtype.
+    """
+    if not isinstance(rbm, RBM):
+        raise TypeError(f"rbm must be an RBM, got {type(rbm).__name__}")
+    if k is not None:
+        k = checks.positive_int("k", k)
+    kernel = rbm.gibbs_kernel()
+    p = checks.pmf("data_pmf", data_pmf, rbm.W.device).to(rbm.W.dtype)
+    if len(p) != len(kernel):
+        raise ValueError(f"data_pmf must have 2^n_vis = {len(kernel)} entries, got {len(p)}")
+    if k is None:
+        q = rbm.log_prob(rbm._all_states(rbm.n_vis)).exp()
+    else:
+        q = p
+        for _ in range(k):
+            q = q @ kernel
+    v = rbm._all_states(rbm.n_vis)
+    h_hat = torch.sigmoid(v @ rbm.W + rbm.c)
+    diff = p - q
+    return {"W": v.T @ (diff[:, None] * h_hat), "b": diff @ v, "c": diff @ h_hat}
 
 
 def _bias(

@@ -117,6 +117,75 @@ def test_cd_gradient_correlates_with_the_exact_gradient_and_improves_with_k() ->
     assert rel[1] < 0.05 < rel[0], rel
 
 
+def test_gibbs_kernel_matches_a_term_by_term_sum_and_leaves_p_invariant() -> None:
+    rbm = _rbm(3, 2, seed=7, std=1.5)
+    kernel = rbm.gibbs_kernel()
+    w, b, c = rbm.W.tolist(), rbm.b.tolist(), rbm.c.tolist()
+    sig = lambda a: 1 / (1 + math.exp(-a))  # noqa: E731
+
+    def bern(p: float, x: int) -> float:
+        return p if x else 1 - p
+
+    states = list(itertools.product((0, 1), repeat=3))  # binary_states order
+    for i, v in enumerate(states):
+        for j, v2 in enumerate(states):
+            total = 0.0
+            for h in itertools.product((0, 1), repeat=2):
+                up = [sig(c[m] + sum(v[n] * w[n][m] for n in range(3))) for m in range(2)]
+                down = [sig(b[n] + sum(w[n][m] * h[m] for m in range(2))) for n in range(3)]
+                ph = math.prod(bern(up[m], h[m]) for m in range(2))
+                pv = math.prod(bern(down[n], v2[n]) for n in range(3))
+                total += ph * pv
+            assert kernel[i, j].item() == pytest.approx(total, abs=1e-14)
+    # The RBM's law is stationary for its Gibbs chain: P T = P.
+    big = _rbm(6, 4, seed=2, std=1.0)
+    with torch.no_grad():
+        p = big.log_prob(_states(6)).exp()
+    torch.testing.assert_close(p @ big.gibbs_kernel(), p, rtol=0, atol=1e-14)
+
+
+def _flat(g: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([g[name].flatten() for name in "Wbc"])
+
+
+def test_expected_cd_gradient_is_the_mean_of_cd_and_its_limit_is_the_exact_gradient() -> None:
+    teacher, student = _rbm(6, 4, seed=1, std=1.5), _rbm(6, 4, seed=3, std=1.5)
+    states = _states(6)
+    with torch.no_grad():
+        p = teacher.log_prob(states).exp()
+    # k = None: the gradient of Σ_v p(v) log P(v), by autograd through the exact log Z.
+    exact = torch.autograd.grad((p * student.log_prob(states)).sum(), [student.W, student.b, student.c])
+    exact = _flat(dict(zip("Wbc", exact, strict=True)))
+    torch.testing.assert_close(_flat(B.expected_cd_gradient(student, p, None)), exact)
+    # k = 2: the Monte-Carlo CD-2 of 200,000 chains started from exact draws of p, within 5 standard errors.
+    data = states[torch.multinomial(p, 200_000, replacement=True, generator=runtime.generator(8))]
+    gen = runtime.generator(9)
+    parts = [_flat(student.contrastive_divergence(chunk, 2, gen)[0]) for chunk in data.split(20_000)]
+    mc = torch.stack(parts)
+    se = mc.std(0) / math.sqrt(len(mc))
+    expected = _flat(B.expected_cd_gradient(student, p, 2))
+    assert ((mc.mean(0) - expected).abs() < 5 * se + 1e-12).all()
+
+
+def _cd_bias(teacher_std: float, student_std: float) -> list[float]:
+    """Relative error of E[CD-k] against the exact gradient for k = 1, 2, 5, 25 (10 visible, 8 hidden)."""
+    teacher = B.random_rbm(10, 8, seed=10, weight_std=teacher_std, dtype=F64)
+    student = B.random_rbm(10, 8, seed=12, weight_std=student_std, dtype=F64)
+    with torch.no_grad():
+        p = teacher.log_prob(_states(10)).exp()
+    exact = _flat(B.expected_cd_gradient(student, p, None))
+    cd = [_flat(B.expected_cd_gradient(student, p, k)) for k in (1, 2, 5, 25)]
+    return [((g - exact).norm() / exact.norm()).item() for g in cd]
+
+
+def test_cd1_is_visibly_biased_for_strong_weights_and_not_for_weak_ones() -> None:
+    """Chapter 3's CD-k demo. Exact expectations, so no Monte-Carlo tolerance: strong weights (std 3)
+    mix slowly and CD-1 is off by 70 % (measured 0.70); the weak regime (the control) by 4 %."""
+    strong, weak = _cd_bias(3.0, 3.0), _cd_bias(1.0, 0.3)
+    assert strong[0] > 0.3 and weak[0] < 0.1, (strong, weak)
+    assert strong == sorted(strong, reverse=True)  # the bias falls as the chain nears equilibrium
+
+
 def test_gibbs_chain_samples_the_exact_distribution() -> None:
     rbm = _rbm(6, 4, seed=2, std=0.5)
     chains = rbm.sample_chain(torch.zeros(200, 6, dtype=F64), 250, runtime.generator(6))[50:].reshape(-1, 6)
@@ -208,6 +277,10 @@ def test_training_stops_on_nan() -> None:
         (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(2, 4), k=0), ValueError, "k"),
         (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(0, 4)), ValueError, "v"),
         (lambda: B.RBM(30, 25).log_partition(), ValueError, "at most 20"),
+        (lambda: B.RBM(13, 3).gibbs_kernel(), ValueError, "at most 12"),
+        (lambda: B.expected_cd_gradient(B.RBM(3, 2), torch.full((4,), 0.25), 1), ValueError, "data_pmf"),
+        (lambda: B.expected_cd_gradient(B.RBM(3, 2), torch.full((8,), 0.125), 0), ValueError, "k"),
+        (lambda: B.expected_cd_gradient("rbm", torch.full((8,), 0.125), 1), TypeError, "rbm"),
         (lambda: B.RBM(4, 3, b=torch.zeros(3)), ValueError, "^b must have last dimension 4"),
         (lambda: B.RBM(4, 3, c=torch.zeros(1, 3)), ValueError, "^c must have 1 dimension"),
         (lambda: B.RBM(4, 3, b=torch.zeros(4, dtype=torch.int64)), TypeError, "^b must have a floating"),

@@ -189,6 +189,53 @@ def test_parzen_score_is_the_papers_protocol_computed_by_numpy() -> None:
     assert narrow["sigma"] in (0.01, 0.02) and narrow["mean"] < got["mean"]
 
 
+def _numpy_parzen(centres: np.ndarray, points: np.ndarray, sigma: float) -> np.ndarray:
+    sq = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    d = centres.shape[1]
+    constant = np.log(len(centres)) + 0.5 * d * np.log(2 * np.pi * sigma**2)
+    return logsumexp(-sq / (2 * sigma**2), axis=1) - constant
+
+
+def test_protocol_scores_threshold_valid_and_test_and_the_data_only_when_asked() -> None:
+    """The binarised protocol is the real-valued one on images thresholded at 0.5 (NumPy reference);
+    the chain's centres stay real-valued unless ``binarise_samples``. Control: on binary images the
+    two protocols coincide, on grey-level ones the data baseline drops by many nats."""
+    gen = torch.Generator().manual_seed(6)
+    grey = torch.rand(200, 8, generator=gen, dtype=F64)
+    samples, valid, test = grey[:80], grey[80:140], grey[140:]
+    got = E.protocol_scores(samples, valid, test, binarise_samples=False, fixed_sigma=0.3)
+    binary = [(x > 0.5).double().numpy() for x in (samples, valid, test)]
+    curve = [_numpy_parzen(samples.numpy(), binary[1], s).mean() for s in E.PAPERS_SIGMA_GRID]
+    best = E.PAPERS_SIGMA_GRID[int(np.argmax(curve))]
+    assert got["binarised"]["sigma"] == best
+    lls = _numpy_parzen(samples.numpy(), binary[2], best)
+    np.testing.assert_allclose(got["binarised"]["mean"], lls.mean())
+    fixed = _numpy_parzen(samples.numpy(), binary[2], 0.3)
+    np.testing.assert_allclose(got["binarised"]["fixed"], (fixed.mean(), fixed.std() / np.sqrt(len(fixed))))
+    np.testing.assert_allclose(got["real-valued"]["mean"], E.parzen_score(samples, valid, test)["mean"])
+    data = E.protocol_scores(samples, valid, test, binarise_samples=True)
+    np.testing.assert_allclose(
+        data["binarised"]["fixed"][0], _numpy_parzen(binary[0], binary[2], 0.2).mean(), rtol=1e-12
+    )
+    # Control: already binary images are unchanged by thresholding, so both protocols agree exactly.
+    bits = [torch.from_numpy(b) for b in binary]
+    same = E.protocol_scores(*bits, binarise_samples=True)
+    assert same["binarised"]["mean"] == same["real-valued"]["mean"]
+    assert data["binarised"]["fixed"][0] < data["real-valued"]["fixed"][0] - 1
+
+
+def test_protocol_scores_reject_images_outside_the_unit_interval() -> None:
+    ok = torch.full((4, 3), 0.5, dtype=F64)
+    for name in ("samples", "valid", "test"):
+        args = {"samples": ok, "valid": ok, "test": ok, name: ok + 1}
+        with pytest.raises(ValueError, match=f"^{name} must lie in"):
+            E.protocol_scores(**args, binarise_samples=True)
+    with pytest.raises(ValueError, match="fixed_sigma"):
+        E.protocol_scores(ok, ok, ok, binarise_samples=True, fixed_sigma=0.0)
+    with pytest.raises(TypeError, match="binarise_samples"):
+        E.protocol_scores(ok, ok, ok, binarise_samples=1)
+
+
 # chain_samples --------------------------------------------------------------------------------------
 def test_chain_samples_drops_the_burn_in_and_flattens_step_major() -> None:
     from dae_tutor.binary_nets import BernoulliDAE

@@ -23,6 +23,7 @@ Skipped, with the reason:
 * ``runtime.set_threads``, ``runtime.seed_everything``, ``profiles.use``: they change process-wide state.
 * No argument to fuzz: ``runtime.device``, ``runtime.default_threads``, ``profiles.current``,
   ``profiles.pick`` (any two values), ``densities.reference_mixture_1d``, ``RBM.log_partition``,
+  ``RBM.gibbs_kernel``,
   ``ScaledHead.alphas``, the ``extra_repr`` and ``zero_grad`` methods.
 * Records built by the package, not by a reader: ``Eigenpairs``, ``LineSearch``, ``ProbeResult``,
   ``History``, ``RunResult``, and the exceptions ``ConvergenceError``, ``DivergenceError``,
@@ -679,6 +680,28 @@ case(
     samples=T(*F, "width"),
     valid=T(*F, "width"),
     sigmas=Kind(lambda v: st.sampled_from([[], [0.1, -0.5], [NAN], 0.3, "0.1", [0.1, INF]])),
+    batch_size=Int(),
+)
+
+UNIT = torch.rand(5, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+case(
+    "evaluate.protocol_scores",
+    evaluate.protocol_scores,
+    lambda: dict(
+        samples=UNIT,
+        valid=UNIT[:3],
+        test=UNIT[2:],
+        binarise_samples=True,
+        sigmas=[0.1, 0.5],
+        fixed_sigma=0.2,
+        batch_size=2,
+    ),
+    samples=T(*F, "width", "range"),
+    valid=T(*F, "width", "range"),
+    test=T(*F, "width", "range"),
+    binarise_samples=BOOL,
+    sigmas=Kind(lambda v: st.sampled_from([[], [0.1, -0.5], [NAN], 0.3, "0.1", [0.1, INF]])),
+    fixed_sigma=POS,
     batch_size=Int(),
 )
 
@@ -1472,6 +1495,14 @@ case(
     k=Int(),
     generator=GEN,
     chain=VIS,
+)
+case(
+    "baselines.expected_cd_gradient",
+    baselines.expected_cd_gradient,
+    lambda: dict(rbm=RBM, data_pmf=torch.full((16,), 1 / 16, dtype=torch.float64), k=2),
+    rbm=MODULE,
+    data_pmf=T("type", "ndim", "nan", "inf", "empty", "width"),
+    k=Int(),
 )
 case(
     "baselines.train_rbm",
