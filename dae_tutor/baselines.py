@@ -20,7 +20,8 @@ is exact by enumerating the smaller layer.
 
 Besides Algorithm 1 (:func:`train_gan`), :func:`train_discriminator` and :func:`train_generator` train one
 player against the other held fixed (Fig. 1 (b) and (c)); :func:`random_rbm` draws a small RBM for the
-exact checks, :meth:`RBM.gibbs_kernel` and :func:`expected_cd_gradient` make CD-k's bias exact.
+exact checks, :meth:`RBM.gibbs_kernel` and :func:`expected_cd_gradient` make CD-k's bias exact, and
+:func:`ais_log_partition` estimates log Z by annealed importance sampling (exact for small models).
 
 Sources: the GAN paper is Goodfellow et al. (2014), *Generative Adversarial Nets*; the DL book is
 Goodfellow, Bengio and Courville (2016), *Deep Learning*, ch. 20.
@@ -28,6 +29,7 @@ Goodfellow, Bengio and Courville (2016), *Deep Learning*, ch. 20.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -518,6 +520,39 @@ def expected_cd_gradient(rbm: RBM, data_pmf: torch.Tensor, k: int | None) -> dic
     h_hat = torch.sigmoid(v @ rbm.W + rbm.c)
     diff = p - q
     return {"W": v.T @ (diff[:, None] * h_hat), "b": diff @ v, "c": diff @ h_hat}
+
+
+@torch.no_grad()
+def ais_log_partition(
+    rbm: RBM, n_betas: int, runs: int, generator: torch.Generator | None = None
+) -> tuple[float, torch.Tensor]:
+    """Annealed importance sampling estimate of log Z (Neal 2001; Salakhutdinov and Murray 2008).
+
+    The path p_β ∝ exp(−F_β(v)), F_β the free energy of the RBM with parameters β(W, b, c), runs from
+    β = 0 (uniform v, log Z_0 = (n_vis + n_hid) log 2) to β = 1 on ``n_betas`` equally spaced steps; each of
+    ``runs`` chains starts at a uniform v, takes one block-Gibbs step at every intermediate β and gathers
+    log w = Σ_k [F_{β_{k−1}}(v_k) − F_{β_k}(v_k)]. Ẑ = Z_0 mean(w) is unbiased, so log Ẑ is biased *low*
+    (Jensen) and log P(v) = −F(v) − log Ẑ *high*: AIS likelihoods are optimistic (DL book §18.7, §20.14).
+    Returns (log Ẑ, the ``runs`` log-weights log w + log Z_0).
+    """
+    if not isinstance(rbm, RBM):
+        raise TypeError(f"rbm must be an RBM, got {type(rbm).__name__}")
+    n_betas = checks.positive_int("n_betas", n_betas)
+    runs = checks.positive_int("runs", runs)
+    gen = checks.generator("generator", generator, rbm.W)
+    betas = torch.linspace(0, 1, n_betas + 1, dtype=rbm.W.dtype, device=rbm.W.device)
+
+    def free_energy(v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        return -beta * (v @ rbm.b) - F.softplus(beta * (v @ rbm.W + rbm.c)).sum(-1)
+
+    like = {"dtype": rbm.W.dtype, "device": rbm.W.device}
+    v = torch.bernoulli(torch.full((runs, rbm.n_vis), 0.5, **like), generator=gen)
+    log_w = torch.full((runs,), (rbm.n_vis + rbm.n_hid) * math.log(2.0), **like)
+    for previous, beta in itertools.pairwise(betas):
+        log_w += free_energy(v, previous) - free_energy(v, beta)
+        h = torch.bernoulli(torch.sigmoid(beta * (v @ rbm.W + rbm.c)), generator=gen)
+        v = torch.bernoulli(torch.sigmoid(beta * (h @ rbm.W.T + rbm.b)), generator=gen)
+    return (torch.logsumexp(log_w, 0) - math.log(runs)).item(), log_w
 
 
 def _bias(

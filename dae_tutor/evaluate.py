@@ -8,7 +8,8 @@ gets the mixture's log-density (GAN paper §5; GSN paper §4; thesis §5.5)::
 σ is chosen on a validation split from a grid (:data:`PAPERS_SIGMA_GRID` for MNIST in the
 papers' code), and the score is the mean over test points ± its standard error: the whole
 protocol is :func:`parzen_score`, and :func:`protocol_scores` scores the same centres under the GAN
-paper's real-valued and the GDAE/GSN papers' binarised MNIST protocols.
+paper's real-valued and the GDAE/GSN papers' binarised MNIST protocols;
+:func:`diagonal_gaussian_log_likelihood` shows the constant-pixel pathology of DL book §20.14.
 Everything is computed in float64 and in the log domain, in chunks of ``batch_size`` test points:
 the memory budget is ``batch_size × N`` squared distances at once (by default at most
 :data:`DEFAULT_MAX_ELEMENTS`, 128 MiB).
@@ -239,6 +240,24 @@ def protocol_scores(
         fixed = parzen_log_likelihood(centres, t, fixed_sigma, batch_size=batch_size)
         out[protocol]["fixed"] = mean_and_stderr(fixed)
     return out
+
+
+def diagonal_gaussian_log_likelihood(
+    train: torch.Tensor, test: torch.Tensor, variance_floor: float
+) -> torch.Tensor:
+    """Per-test-point log-density of the diagonal Gaussian fitted to ``train`` (per-dimension mean and
+    variance, the variance floored at ``variance_floor``), shape (M,), in float64.
+
+    The constant-pixel pathology of DL book §20.14: a real-valued model of MNIST "can obtain arbitrarily
+    high likelihood by assigning arbitrarily low variance to background pixels that never change". A
+    dimension that is constant in ``train`` and takes the same value in ``test`` adds
+    −½ log(2π · variance_floor) to every test point, without bound as the floor goes to 0.
+    """
+    train, test, _ = _pair(train, test, None, ("train", "test"))
+    floor = checks.positive_float("variance_floor", variance_floor)
+    train, test = train.double(), test.double()
+    mean, var = train.mean(0), train.var(0, correction=0).clamp_min(floor)
+    return -0.5 * (((test - mean) ** 2 / var) + torch.log(2 * math.pi * var)).sum(1)
 
 
 def chain_samples(

@@ -109,12 +109,24 @@ def virtual_criterion(x: torch.Tensor, log_p_data: torch.Tensor, log_p_g: torch.
     return value_by_quadrature(x, lpd, lpg, optimal_discriminator_logits(lpd, lpg)).item()
 
 
+def kl_divergence(x: torch.Tensor, log_p: torch.Tensor, log_q: torch.Tensor) -> float:
+    """KL(p ‖ q) = ∫ p log(p/q) dx in nats, by quadrature in the log domain (p log(p/q) = 0 where p = 0)."""
+    x, lp, lq = _grid_and_logs(x, log_p, log_q, names=("log_p", "log_q"))
+    return torch.trapezoid(_times(lp, lp - lq), x).item()
+
+
+def eq5_criterion(x: torch.Tensor, log_p_data: torch.Tensor, log_p_g: torch.Tensor) -> float:
+    """C(G) = −log 4 + KL(p_data ‖ m) + KL(p_g ‖ m), m = (p_data + p_g)/2 (GAN paper Eq. 5), by quadrature."""
+    x, lpd, lpg = _grid_and_logs(x, log_p_data, log_p_g)
+    log_m = torch.logaddexp(lpd, lpg) - math.log(2.0)
+    return -LOG_4 + kl_divergence(x, lpd, log_m) + kl_divergence(x, lpg, log_m)
+
+
 def jensen_shannon(x: torch.Tensor, log_p: torch.Tensor, log_q: torch.Tensor) -> float:
     """JSD(p ‖ q) = ½ KL(p ‖ m) + ½ KL(q ‖ m), m = (p + q)/2, in nats, by quadrature in the log domain."""
     x, lp, lq = _grid_and_logs(x, log_p, log_q, names=("log_p", "log_q"))
     log_m = torch.logaddexp(lp, lq) - math.log(2.0)
-
-    return 0.5 * torch.trapezoid(_times(lp, lp - log_m) + _times(lq, lq - log_m), x).item()
+    return 0.5 * (kl_divergence(x, lp, log_m) + kl_divergence(x, lq, log_m))
 
 
 def simultaneous_gradient_play(a0: float, b0: float, *, lr: float, steps: int) -> torch.Tensor:

@@ -186,6 +186,27 @@ def test_cd1_is_visibly_biased_for_strong_weights_and_not_for_weak_ones() -> Non
     assert strong == sorted(strong, reverse=True)  # the bias falls as the chain nears equilibrium
 
 
+def test_ais_weights_are_unbiased_for_z_and_log_z_is_biased_low_with_few_steps() -> None:
+    """E[Ẑ] = Z exactly (AIS is importance sampling on the extended space); log Ẑ is biased low by
+    Jensen, visibly with 3 intermediate distributions on a strong-weight RBM, not with 1000 (the control)."""
+    small = _rbm(6, 4, seed=5, std=2.0)
+    _, log_w = B.ais_log_partition(small, 10, 40_000, runtime.generator(1))
+    ratio = (log_w - small.log_partition().item()).exp()
+    assert abs(ratio.mean().item() - 1) < 4 * ratio.std().item() / math.sqrt(len(ratio))
+    rbm = B.random_rbm(10, 8, seed=12, weight_std=3.0, dtype=F64)  # chapter 3's strong-weight RBM
+    log_z = rbm.log_partition().item()
+
+    def errors(n_betas: int) -> torch.Tensor:
+        _, w = B.ais_log_partition(rbm, n_betas, 4_000, runtime.generator(2))
+        groups = w.reshape(400, 10)  # 400 estimates of 10 runs each
+        return torch.logsumexp(groups, 1) - math.log(10) - log_z
+
+    few, many = errors(3), errors(1_000)
+    se = lambda e: e.std().item() / math.sqrt(len(e))  # noqa: E731
+    assert few.mean().item() < -4 * se(few), few.mean().item()
+    assert abs(many.mean().item()) < 4 * se(many) + 1e-3 and many.std() < few.std()
+
+
 def test_gibbs_chain_samples_the_exact_distribution() -> None:
     rbm = _rbm(6, 4, seed=2, std=0.5)
     chains = rbm.sample_chain(torch.zeros(200, 6, dtype=F64), 250, runtime.generator(6))[50:].reshape(-1, 6)
@@ -278,6 +299,8 @@ def test_training_stops_on_nan() -> None:
         (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(0, 4)), ValueError, "v"),
         (lambda: B.RBM(30, 25).log_partition(), ValueError, "at most 20"),
         (lambda: B.RBM(13, 3).gibbs_kernel(), ValueError, "at most 12"),
+        (lambda: B.ais_log_partition(B.RBM(3, 2), 0, 5), ValueError, "n_betas"),
+        (lambda: B.ais_log_partition(B.RBM(3, 2), 5, 0), ValueError, "runs"),
         (lambda: B.expected_cd_gradient(B.RBM(3, 2), torch.full((4,), 0.25), 1), ValueError, "data_pmf"),
         (lambda: B.expected_cd_gradient(B.RBM(3, 2), torch.full((8,), 0.125), 0), ValueError, "k"),
         (lambda: B.expected_cd_gradient("rbm", torch.full((8,), 0.125), 1), TypeError, "rbm"),

@@ -236,6 +236,28 @@ def test_protocol_scores_reject_images_outside_the_unit_interval() -> None:
         E.protocol_scores(ok, ok, ok, binarise_samples=1)
 
 
+def test_diagonal_gaussian_matches_scipy_and_constant_dimensions_make_it_unbounded() -> None:
+    gen = torch.Generator().manual_seed(7)
+    train, test = torch.rand(50, 4, generator=gen, dtype=F64), torch.rand(9, 4, generator=gen, dtype=F64)
+    got = E.diagonal_gaussian_log_likelihood(train, test, 1e-6)
+    t = train.numpy()
+    expected = stats.norm(t.mean(0), t.std(0)).logpdf(test.numpy()).sum(1)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    # Two dimensions constant (0) in train and test: each floor / 100 adds ½ log 100 per dimension.
+    constant = (
+        torch.cat([train, torch.zeros(50, 2, dtype=F64)], 1),
+        torch.cat([test, torch.zeros(9, 2, dtype=F64)], 1),
+    )
+    gain = E.diagonal_gaussian_log_likelihood(*constant, 1e-8) - E.diagonal_gaussian_log_likelihood(
+        *constant, 1e-6
+    )
+    torch.testing.assert_close(gain, torch.full((9,), math.log(100), dtype=F64))
+    # Control: no constant dimension, so a floor below every variance changes nothing.
+    torch.testing.assert_close(E.diagonal_gaussian_log_likelihood(train, test, 1e-8), got)
+    with pytest.raises(ValueError, match="variance_floor"):
+        E.diagonal_gaussian_log_likelihood(train, test, 0.0)
+
+
 # chain_samples --------------------------------------------------------------------------------------
 def test_chain_samples_drops_the_burn_in_and_flattens_step_major() -> None:
     from dae_tutor.binary_nets import BernoulliDAE

@@ -32,6 +32,15 @@ def test_virtual_criterion_matches_theorem_1(mean: float, std: float, expected: 
     # The reference values are rounded to 5 decimals (spec D_map §2.3); the quadrature is exact to ~1e-12.
     assert abs(c - expected) < 1e-5
     assert c == pytest.approx(-T.LOG_4 + 2 * T.jensen_shannon(X, lpd, lpg), abs=1e-9)
+    assert c == pytest.approx(T.eq5_criterion(X, lpd, lpg), abs=1e-9)  # Eq. 5, the KL form
+
+
+def test_kl_divergence_matches_the_gaussian_closed_form_and_is_not_symmetric() -> None:
+    # KL(N(a, s²) ‖ N(0, 1)) = log(1/s) + (s² + a²)/2 − ½; the reverse direction (the control) differs.
+    lp, lq = _log_normal(3, 0.5), _log_normal(0, 1)
+    assert T.kl_divergence(X, lp, lq) == pytest.approx(math.log(2) + (0.25 + 9) / 2 - 0.5, abs=1e-9)
+    assert T.kl_divergence(X, lq, lp) == pytest.approx(math.log(0.5) + (1 + 9) / (2 * 0.25) - 0.5, abs=1e-9)
+    assert T.kl_divergence(X, lp, lp) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_optimal_discriminator_is_the_density_ratio_and_maximises_v() -> None:

@@ -705,6 +705,15 @@ case(
     batch_size=Int(),
 )
 
+case(
+    "evaluate.diagonal_gaussian_log_likelihood",
+    evaluate.diagonal_gaussian_log_likelihood,
+    lambda: dict(train=x2(5), test=x2(3, seed=1), variance_floor=1e-4),
+    train=T(*F, "width"),
+    test=T(*F, "width"),
+    variance_floor=POS,
+)
+
 # diagnostics ----------------------------------------------------------------------------------------
 ARC2 = torch.stack([torch.linspace(0, 1, 9, dtype=torch.float64), torch.zeros(9, dtype=torch.float64)], 1)
 case(
@@ -801,6 +810,22 @@ case(
     x=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width"),
     log_p=LOGDEN,
     log_q=LOGDEN,
+)
+case(
+    "gan_theory.kl_divergence",
+    gan_theory.kl_divergence,
+    lambda: dict(x=GRID, log_p=LP, log_q=LQ),
+    x=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width"),
+    log_p=LOGDEN,
+    log_q=LOGDEN,
+)
+case(
+    "gan_theory.eq5_criterion",
+    gan_theory.eq5_criterion,
+    lambda: dict(x=GRID, log_p_data=LP, log_p_g=LQ),
+    x=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width"),
+    log_p_data=LOGDEN,
+    log_p_g=LOGDEN,
 )
 case(
     "gan_theory.simultaneous_gradient_play",
@@ -1503,6 +1528,15 @@ case(
     rbm=MODULE,
     data_pmf=T("type", "ndim", "nan", "inf", "empty", "width"),
     k=Int(),
+)
+case(
+    "baselines.ais_log_partition",
+    baselines.ais_log_partition,
+    lambda: dict(rbm=RBM, n_betas=3, runs=4, generator=g()),
+    rbm=MODULE,
+    n_betas=Int(),
+    runs=Int(),
+    generator=GEN,
 )
 case(
     "baselines.train_rbm",
