@@ -795,38 +795,19 @@ case(
     log_p_g=LOGDEN,
     logits=LOGDEN,
 )
-case(
-    "gan_theory.virtual_criterion",
-    gan_theory.virtual_criterion,
-    lambda: dict(x=GRID, log_p_data=LP, log_p_g=LQ),
-    x=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width"),
-    log_p_data=LOGDEN,
-    log_p_g=LOGDEN,
-)
-case(
-    "gan_theory.jensen_shannon",
-    gan_theory.jensen_shannon,
-    lambda: dict(x=GRID, log_p=LP, log_q=LQ),
-    x=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width"),
-    log_p=LOGDEN,
-    log_q=LOGDEN,
-)
-case(
-    "gan_theory.kl_divergence",
-    gan_theory.kl_divergence,
-    lambda: dict(x=GRID, log_p=LP, log_q=LQ),
-    x=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width"),
-    log_p=LOGDEN,
-    log_q=LOGDEN,
-)
-case(
-    "gan_theory.eq5_criterion",
-    gan_theory.eq5_criterion,
-    lambda: dict(x=GRID, log_p_data=LP, log_p_g=LQ),
-    x=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width"),
-    log_p_data=LOGDEN,
-    log_p_g=LOGDEN,
-)
+GRID_X = T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width")
+for fn, (first, second) in {
+    "virtual_criterion": ("log_p_data", "log_p_g"),
+    "eq5_criterion": ("log_p_data", "log_p_g"),
+    "jensen_shannon": ("log_p", "log_q"),
+    "kl_divergence": ("log_p", "log_q"),
+}.items():
+    case(
+        f"gan_theory.{fn}",
+        getattr(gan_theory, fn),
+        lambda first=first, second=second: {"x": GRID, first: LP, second: LQ},
+        **{"x": GRID_X, first: LOGDEN, second: LOGDEN},
+    )
 case(
     "gan_theory.simultaneous_gradient_play",
     gan_theory.simultaneous_gradient_play,
