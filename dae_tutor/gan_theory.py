@@ -6,7 +6,9 @@ For a fixed generator the best discriminator is (GAN paper §4.1, Prop. 1, Eq. 2
 
 and plugging it into the value function V(D, G) (Eq. 1) gives the virtual criterion (Eq. 4)
 
-    C(G) = E_{p_data}[log D*(x)] + E_{p_g}[log(1 − D*(x))] = −log 4 + 2·JSD(p_data ‖ p_g)   (Thm 1, Eq. 6).
+    C(G) = E_{p_data}[log D*(x)] + E_{p_g}[log(1 − D*(x))] = −log 4 + 2·JSD(p_data ‖ p_g)   (Thm 1, Eq. 6),
+
+by way of the two KL terms of Eq. 5 (:func:`eq5_criterion`, :func:`kl_divergence`).
 
 Everything here works from **log-densities** on a 1-D grid and integrates by the trapezoidal rule: with
 log D = −softplus(−logit) and log(1 − D) = −softplus(logit), nothing underflows. The naive ratio
