@@ -11,7 +11,8 @@ hides:
 * :func:`integrated_autocorrelation_time` and :func:`effective_sample_size`: how many independent
   draws a chain's scalar statistic (an arc position, a coordinate, an energy) is worth;
 * :func:`mode_hops`: how often each chain changes mode on a multi-modal target, and the share of
-  time it spends in each;
+  time it spends in each; :func:`persistent_hops`: the same count robust to label noise (only
+  stays of a minimum length count, undecided steps are skipped);
 * :func:`histogram_tv`: the total variation between 1-d samples' histogram and a density's mass
   on the same bins;
 * :func:`heavy_modes`: how many modes of a pmf on a 1-d grid hold a given share of its mass;
@@ -50,6 +51,7 @@ __all__ = [
     "manifold_coverage",
     "mmd",
     "mode_hops",
+    "persistent_hops",
     "spurious_fraction",
     "spurious_groups",
 ]
@@ -359,6 +361,34 @@ def mode_hops(labels: torch.Tensor, n_modes: int) -> tuple[torch.Tensor, torch.T
     hops = (labels[1:] != labels[:-1]).sum(0)
     one_hot = torch.nn.functional.one_hot(labels, n_modes).to(F64)
     return hops, one_hot.mean(0)
+
+
+def persistent_hops(labels: torch.Tensor, n_modes: int, min_stay: int) -> torch.Tensor:
+    """Changes between *persistent* stays in modes: mode hops that label noise alone cannot make.
+
+    ``labels`` ``(T,)`` or ``(T, chains)`` holds a mode index in [0, ``n_modes``) per step, or −1
+    where the step is undecided (e.g. a classifier below its confidence threshold). A stay is a run
+    of at least ``min_stay`` consecutive equal labels ≥ 0; the stays of a chain, in time order, form
+    its itinerary, and the count is the number of consecutive stays with different modes (a chain
+    that leaves a mode briefly and comes back has not hopped). With ``min_stay = 1`` and no −1 this
+    is :func:`mode_hops`'s count. Returns int64 counts of shape ``labels.shape[1:]``.
+    """
+    labels = checks.tensor("labels", labels, floating=False)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must hold integer mode indices, got dtype {labels.dtype}")
+    if labels.dim() not in (1, 2) or len(labels) == 0:
+        raise ValueError(f"labels must have shape (T,) or (T, chains) with T >= 1, got {tuple(labels.shape)}")
+    n_modes = checks.positive_int("n_modes", n_modes)
+    min_stay = checks.positive_int("min_stay", min_stay)
+    if int(labels.min()) < -1 or int(labels.max()) >= n_modes:
+        lo, hi = int(labels.min()), int(labels.max())
+        raise ValueError(f"labels must hold -1 or modes in [0, {n_modes}), got values in [{lo}, {hi}]")
+    columns = labels.long().reshape(len(labels), -1).T.cpu().tolist()
+    counts = []
+    for column in columns:
+        stays = [k for k, run in itertools.groupby(column) if k >= 0 and len(list(run)) >= min_stay]
+        counts.append(sum(a != b for a, b in itertools.pairwise(stays)))
+    return torch.tensor(counts, dtype=torch.int64, device=labels.device).reshape(labels.shape[1:])
 
 
 def spurious_fraction(samples: torch.Tensor, data: torch.Tensor, radius: float) -> float:
