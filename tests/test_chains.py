@@ -792,13 +792,15 @@ def test_log_density_difference_gaussian_mixture_closed_form() -> None:
 
     def log_q(xt: torch.Tensor) -> torch.Tensor:  # the corrupted marginal: components of std √(sd² + s²)
         v = math.sqrt(sd**2 + s**2)
-        return torch.logsumexp(-0.5 * ((xt - mu) / v) ** 2 - math.log(v * math.sqrt(2 * math.pi)) + w.log(), -1)
+        comp = -0.5 * ((xt - mu) / v) ** 2 - math.log(v * math.sqrt(2 * math.pi))
+        return torch.logsumexp(comp + w.log(), -1)
 
     def log_post(x: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
         return log_p(x) + log_c(xt, x) - log_q(xt)
 
     gen = torch.Generator().manual_seed(0)
-    x1, x2 = 3 * torch.randn(50, 1, generator=gen, dtype=F64), 3 * torch.randn(50, 1, generator=gen, dtype=F64)
+    x1 = 3 * torch.randn(50, 1, generator=gen, dtype=F64)
+    x2 = 3 * torch.randn(50, 1, generator=gen, dtype=F64)
     est = ch.log_density_difference(log_post, log_c, x1, x2)
     torch.testing.assert_close(est, log_p(x2) - log_p(x1), rtol=0, atol=1e-12)
     wrong = ch.log_density_difference(log_c, log_c, x1, x2)  # control: P(x | x~) = C(x~ | x)
