@@ -284,7 +284,9 @@ def _series(series: object) -> torch.Tensor:
     return s
 
 
-def integrated_autocorrelation_time(series: torch.Tensor, *, c: float = 5.0) -> float:
+def integrated_autocorrelation_time(
+    series: torch.Tensor, *, c: float = 5.0, too_short: str = "raise"
+) -> float:
     """Integrated autocorrelation time τ = 1 + 2 Σ_{k≥1} ρ(k) of a scalar statistic of a chain.
 
     ``series`` is ``(T,)`` (one chain) or ``(T, chains)``. ρ(k) = C(k)/C(0) with
@@ -297,12 +299,14 @@ def integrated_autocorrelation_time(series: torch.Tensor, *, c: float = 5.0) -> 
     τ = 1 for independent draws and (1 + ρ)/(1 − ρ) for an AR(1) series with coefficient ρ.
 
     Returns ``inf`` when no chain ever moves (every chain constant: zero effective samples).
-    Raises ``ValueError`` when no window M < T is found (the chains are too short for τ: run
-    them longer than c·τ steps, ideally ≫ 100 τ) or when τ(M) ≤ 0 (an anti-correlated statistic,
-    outside this estimator's use).
+    When no window M < T is found (the chains are too short for τ: run them longer than c·τ
+    steps, ideally ≫ 100 τ) it raises ``ValueError``, or with ``too_short="inf"`` returns ``inf``
+    (τ exceeds what the run can measure: more than about T/c steps). Raises ``ValueError`` when
+    τ(M) ≤ 0 (an anti-correlated statistic, outside this estimator's use).
     """
     x = _series(series)
     c = checks.positive_float("c", c)
+    too_short = checks.one_of("too_short", too_short, ("raise", "inf"))
     if bool((x == x[:1]).all()):
         return math.inf
     n_steps = len(x)
@@ -314,6 +318,8 @@ def integrated_autocorrelation_time(series: torch.Tensor, *, c: float = 5.0) -> 
     window = torch.arange(1, n_steps, dtype=F64, device=x.device)
     found = torch.nonzero(window >= c * tau)
     if len(found) == 0:
+        if too_short == "inf":
+            return math.inf
         raise ValueError(
             f"series is too short for its autocorrelation time: no window M < T = {n_steps} has "
             f"M >= c·τ(M) (τ({n_steps - 1}) = {tau[-1].item():.3g}); run the chains longer"

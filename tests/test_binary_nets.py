@@ -537,3 +537,43 @@ def test_scaled_gsn_alpha_1_is_the_largest_after_training(digits):
     for m, expected in ((model, True), (untrained, False)):
         alphas = m.head.alphas().detach()
         assert bool((alphas[0] > alphas[1:]).all()) is expected, alphas
+
+
+def _confident_hops(means: torch.Tensor, clf) -> torch.Tensor:
+    from dae_tutor.diagnostics import persistent_hops
+
+    prob = torch.tensor(clf.predict_proba(means.reshape(-1, 64).numpy())).reshape(*means.shape[:2], 10)
+    return persistent_hops(torch.where(prob.max(-1).values >= 0.9, prob.argmax(-1), -1), 10, 5)
+
+
+@pytest.mark.slow
+def test_gsn_chain_hops_between_classes_and_label_noise_does_not():
+    """Chapter 2 §2.10's mixing claim ([TH] Fig. 5.6, "fast mixing between classes"), at the chapter's quick
+    recipe (GSN 64-256-256 on 1200 binarised 8x8 digits, 300 epochs): from fair-coin starts most chains make
+    persistent class hops. Control: the noisy fixed-digit chain (10 % of pixels flipped afresh each step)
+    makes none."""
+    from sklearn.linear_model import LogisticRegression
+
+    from dae_tutor import data
+
+    splits, labels, _ = data.binary_digits("digits8x8")
+    x = splits["train"]
+    clf = LogisticRegression(max_iter=2000).fit(x[:1000].numpy(), labels[:1000].numpy())
+    gsn = DeepGSN((64, 256, 256))
+    fit(
+        gsn,
+        lambda m, b, g: m.walkback_loss(b, g),
+        x,
+        steps=37,
+        batch=32,
+        lr=1 / 64,
+        optimizer_options={"momentum": 0.5},
+        epochs=300,
+        lr_decay=0.99,
+    )
+    starts = torch.bernoulli(torch.full((10, 64), 0.5), generator=gen(20))
+    with torch.no_grad():
+        means = gsn.sample_chain(starts, 1600, gen(21), return_means=True)[1][100:]
+    flips = torch.rand(1500, 10, 64, generator=gen(24)) < 0.1
+    assert int((_confident_hops(means, clf) > 0).sum()) > 5
+    assert int((_confident_hops((x[:10] + flips).remainder(2), clf) > 0).sum()) == 0

@@ -399,6 +399,9 @@ def test_chains_stuck_at_different_levels_or_anticorrelated_raise() -> None:
     stuck = 0.01 * normal((1000, 2), 0) + torch.tensor([0.0, 10.0], dtype=F64)
     with pytest.raises(ValueError, match="series is too short"):
         D.integrated_autocorrelation_time(stuck)
+    assert D.integrated_autocorrelation_time(stuck, too_short="inf") == math.inf  # the same, as a value
+    with pytest.raises(ValueError, match="too_short"):
+        D.integrated_autocorrelation_time(stuck, too_short="zero")
     with pytest.raises(ValueError, match="series is anti-correlated"):
         D.integrated_autocorrelation_time(ar1(-0.9, 4096, 1, 0))
 
