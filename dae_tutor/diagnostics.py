@@ -344,6 +344,22 @@ def effective_sample_size(series: torch.Tensor, *, c: float = 5.0) -> float:
     return series.numel() / tau
 
 
+def _mode_labels(labels: object, n_modes: object, *, undecided: bool) -> tuple[torch.Tensor, int]:
+    """``labels`` (T,) or (T, chains) of integer modes in [0, n_modes) (or −1 if ``undecided``), as int64."""
+    labels = checks.tensor("labels", labels, floating=False)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must hold integer mode indices, got dtype {labels.dtype}")
+    if labels.dim() not in (1, 2) or len(labels) == 0:
+        raise ValueError(f"labels must have shape (T,) or (T, chains) with T >= 1, got {tuple(labels.shape)}")
+    n_modes = checks.positive_int("n_modes", n_modes)
+    lowest = -1 if undecided else 0
+    if labels.numel() and (int(labels.min()) < lowest or int(labels.max()) >= n_modes):
+        lo, hi = int(labels.min()), int(labels.max())
+        allowed = f"-1 or modes in [0, {n_modes})" if undecided else f"modes in [0, {n_modes})"
+        raise ValueError(f"labels must hold {allowed}, got values in [{lo}, {hi}]")
+    return labels.long(), n_modes
+
+
 def mode_hops(labels: torch.Tensor, n_modes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mode changes of each chain and its share of time in each mode.
 
@@ -354,16 +370,7 @@ def mode_hops(labels: torch.Tensor, n_modes: int) -> tuple[torch.Tensor, torch.T
     ``labels.shape[1:] + (n_modes,)``; the mean over chains is the pooled occupancy, to compare
     with the mixture weights). A chain with 0 hops has never left its first mode.
     """
-    labels = checks.tensor("labels", labels, floating=False)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must hold integer mode indices, got dtype {labels.dtype}")
-    if labels.dim() not in (1, 2) or len(labels) == 0:
-        raise ValueError(f"labels must have shape (T,) or (T, chains) with T >= 1, got {tuple(labels.shape)}")
-    n_modes = checks.positive_int("n_modes", n_modes)
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_modes):
-        lo, hi = int(labels.min()), int(labels.max())
-        raise ValueError(f"labels must hold modes in [0, {n_modes}), got values in [{lo}, {hi}]")
-    labels = labels.long()
+    labels, n_modes = _mode_labels(labels, n_modes, undecided=False)
     hops = (labels[1:] != labels[:-1]).sum(0)
     one_hot = torch.nn.functional.one_hot(labels, n_modes).to(F64)
     return hops, one_hot.mean(0)
@@ -379,17 +386,9 @@ def persistent_hops(labels: torch.Tensor, n_modes: int, min_stay: int) -> torch.
     that leaves a mode briefly and comes back has not hopped). With ``min_stay = 1`` and no −1 this
     is :func:`mode_hops`'s count. Returns int64 counts of shape ``labels.shape[1:]``.
     """
-    labels = checks.tensor("labels", labels, floating=False)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must hold integer mode indices, got dtype {labels.dtype}")
-    if labels.dim() not in (1, 2) or len(labels) == 0:
-        raise ValueError(f"labels must have shape (T,) or (T, chains) with T >= 1, got {tuple(labels.shape)}")
-    n_modes = checks.positive_int("n_modes", n_modes)
+    labels, n_modes = _mode_labels(labels, n_modes, undecided=True)
     min_stay = checks.positive_int("min_stay", min_stay)
-    if int(labels.min()) < -1 or int(labels.max()) >= n_modes:
-        lo, hi = int(labels.min()), int(labels.max())
-        raise ValueError(f"labels must hold -1 or modes in [0, {n_modes}), got values in [{lo}, {hi}]")
-    columns = labels.long().reshape(len(labels), -1).T.cpu().tolist()
+    columns = labels.reshape(len(labels), -1).T.cpu().tolist()
     counts = []
     for column in columns:
         stays = [k for k, run in itertools.groupby(column) if k >= 0 and len(list(run)) >= min_stay]

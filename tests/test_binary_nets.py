@@ -491,20 +491,25 @@ def _centre_entropy(model, digits, seed):
     return float((torch.special.entr(means) + torch.special.entr(1 - means)).mean())
 
 
-def _fit_dae(digits, walkback_steps):
-    model = BernoulliDAE(64, 128, input_noise=0.5, seed=0)
+def _chapter_fit(model, loss_of, x, epochs):
+    # chapter 2's quick recipe on 1200 digits: SGD + momentum 0.5, lr 4 x 0.25 / 64, x 0.99 per epoch
     fit(
         model,
-        lambda m, x, g: m.loss(x, g, walkback_steps=walkback_steps),
-        digits[:1200],
+        loss_of,
+        x,
         steps=37,
         batch=32,
         lr=1 / 64,
         optimizer_options={"momentum": 0.5},
-        epochs=15,
+        epochs=epochs,
         lr_decay=0.99,
     )
     return model
+
+
+def _fit_dae(digits, walkback_steps):
+    model = BernoulliDAE(64, 128, input_noise=0.5, seed=0)
+    return _chapter_fit(model, lambda m, x, g: m.loss(x, g, walkback_steps=walkback_steps), digits[:1200], 15)
 
 
 def test_walkback_blurs_a_factorized_decoder(digits):
@@ -523,17 +528,7 @@ def test_scaled_gsn_alpha_1_is_the_largest_after_training(digits):
     """Chapter 2 §2.11: after training, the first walkback step's scaling factor is the largest. Control: the
     untrained model (every alpha_k = 1) fails it."""
     model, untrained = ScaledGSN((64, 64, 64), 4), ScaledGSN((64, 64, 64), 4)
-    fit(
-        model,
-        lambda m, x, g: m.walkback_loss(x, g),
-        digits[:1200],
-        steps=37,
-        batch=32,
-        lr=1 / 64,
-        optimizer_options={"momentum": 0.5},
-        epochs=10,
-        lr_decay=0.99,
-    )
+    _chapter_fit(model, lambda m, x, g: m.walkback_loss(x, g), digits[:1200], 10)
     for m, expected in ((model, True), (untrained, False)):
         alphas = m.head.alphas().detach()
         assert bool((alphas[0] > alphas[1:]).all()) is expected, alphas
@@ -559,18 +554,7 @@ def test_gsn_chain_hops_between_classes_and_label_noise_does_not():
     splits, labels, _ = data.binary_digits("digits8x8")
     x = splits["train"]
     clf = LogisticRegression(max_iter=2000).fit(x[:1000].numpy(), labels[:1000].numpy())
-    gsn = DeepGSN((64, 256, 256))
-    fit(
-        gsn,
-        lambda m, b, g: m.walkback_loss(b, g),
-        x,
-        steps=37,
-        batch=32,
-        lr=1 / 64,
-        optimizer_options={"momentum": 0.5},
-        epochs=300,
-        lr_decay=0.99,
-    )
+    gsn = _chapter_fit(DeepGSN((64, 256, 256)), lambda m, b, g: m.walkback_loss(b, g), x, 300)
     starts = torch.bernoulli(torch.full((10, 64), 0.5), generator=gen(20))
     with torch.no_grad():
         means = gsn.sample_chain(starts, 1600, gen(21), return_means=True)[1][100:]
