@@ -24,7 +24,8 @@ mixing, Schweitzer's bound and :func:`~dae_tutor.markov.sample_chain`, are in :m
 * the GSN with latent state ([TH] §5.3.4, Thm 3): :func:`burnin_hidden`, :func:`gsn_decoder_target`,
   :func:`gsn_joint_transition`, :func:`gsn_marginal_x`;
 * continuous samplers: the exact non-parametric DAE chain :func:`nonparametric_dae_step` and the chain
-  of a DAE with a Gaussian reconstruction head, :func:`gaussian_dae_step`.
+  of a DAE with a Gaussian reconstruction head, :func:`gaussian_dae_step`;
+* the energy read off a reconstruction distribution ([GDAE] §2.4): :func:`log_density_difference`.
 
 Dependency networks ([TH] §5.3.7) are in :mod:`dae_tutor.depnets`.
 
@@ -74,6 +75,7 @@ __all__ = [
     "gsn_decoder_target",
     "gsn_joint_transition",
     "gsn_marginal_x",
+    "log_density_difference",
     "nonparametric_dae_step",
     "online_counting_training",
     "salt_and_pepper_kernel",
@@ -813,3 +815,51 @@ def gaussian_dae_step(
         # not corruption.gaussian: s may be 0, and the second draw is made even then, so that the random
         # stream of a chain does not depend on s
         return mean + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def log_density_difference(
+    log_reconstruction: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    log_corruption: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    x_tilde: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""The [GDAE] §2.4 energy estimate of log p(x₂) − log p(x₁) through one corrupted point x̃.
+
+    Bayes' rule P(x | x̃) = P(x) C(x̃ | x) / P(x̃) gives, for any x̃ that both points can reach,
+    energy(x) = −log P(x | x̃) + log C(x̃ | x) + const(x̃), so
+
+    .. math:: \log p(x_2) - \log p(x_1) = [\log P(x_2\mid\tilde x) - \log C(\tilde x\mid x_2)]
+              - [\log P(x_1\mid\tilde x) - \log C(\tilde x\mid x_1)],
+
+    exact for the true posterior and any such x̃; with a learned P(x | x̃) it is trusted only for
+    x₁, x₂ near x̃, hence [GDAE]'s default x̃ = (x₁ + x₂)/2 (used when ``x_tilde`` is None).
+
+    Args:
+        log_reconstruction: ``(x, x_tilde) -> log P(x | x_tilde)``, batched over the leading dimension.
+        log_corruption: ``(x_tilde, x) -> log C(x_tilde | x)``, batched the same way.
+        x1, x2: points (same shape, batched over the leading dimension).
+        x_tilde: the corrupted points; default the midpoints (floating ``x1`` only).
+    Returns:
+        The estimates, one per row (float64).
+    """
+    if not callable(log_reconstruction):
+        raise TypeError(f"log_reconstruction must be callable, got {type(log_reconstruction).__name__}")
+    if not callable(log_corruption):
+        raise TypeError(f"log_corruption must be callable, got {type(log_corruption).__name__}")
+    x1 = checks.nonempty("x1", checks.tensor("x1", x1, floating=False))
+    x2 = checks.tensor("x2", x2, floating=False)
+    if x1.shape != x2.shape:
+        raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} and {tuple(x2.shape)}")
+    if x_tilde is None:
+        if not x1.is_floating_point():
+            raise ValueError("x_tilde is required for integer states (the midpoint is not a state)")
+        x_tilde = (x1 + x2) / 2
+    x_tilde = checks.tensor("x_tilde", x_tilde, floating=False)
+    if len(x_tilde) != len(x1):
+        raise ValueError(f"x_tilde must have {len(x1)} rows (one per pair), got {len(x_tilde)}")
+
+    def term(x: torch.Tensor) -> torch.Tensor:
+        return log_reconstruction(x, x_tilde).double() - log_corruption(x_tilde, x).double()
+
+    return term(x2) - term(x1)

@@ -11,7 +11,8 @@ hides:
 * :func:`integrated_autocorrelation_time` and :func:`effective_sample_size`: how many independent
   draws a chain's scalar statistic (an arc position, a coordinate, an energy) is worth;
 * :func:`mode_hops`: how often each chain changes mode on a multi-modal target, and the share of
-  time it spends in each;
+  time it spends in each; :func:`persistent_hops`: the same count robust to label noise (only
+  stays of a minimum length count, undecided steps are skipped);
 * :func:`histogram_tv`: the total variation between 1-d samples' histogram and a density's mass
   on the same bins;
 * :func:`heavy_modes`: how many modes of a pmf on a 1-d grid hold a given share of its mass;
@@ -50,6 +51,7 @@ __all__ = [
     "manifold_coverage",
     "mmd",
     "mode_hops",
+    "persistent_hops",
     "spurious_fraction",
     "spurious_groups",
 ]
@@ -282,7 +284,9 @@ def _series(series: object) -> torch.Tensor:
     return s
 
 
-def integrated_autocorrelation_time(series: torch.Tensor, *, c: float = 5.0) -> float:
+def integrated_autocorrelation_time(
+    series: torch.Tensor, *, c: float = 5.0, too_short: str = "raise"
+) -> float:
     """Integrated autocorrelation time τ = 1 + 2 Σ_{k≥1} ρ(k) of a scalar statistic of a chain.
 
     ``series`` is ``(T,)`` (one chain) or ``(T, chains)``. ρ(k) = C(k)/C(0) with
@@ -295,12 +299,14 @@ def integrated_autocorrelation_time(series: torch.Tensor, *, c: float = 5.0) -> 
     τ = 1 for independent draws and (1 + ρ)/(1 − ρ) for an AR(1) series with coefficient ρ.
 
     Returns ``inf`` when no chain ever moves (every chain constant: zero effective samples).
-    Raises ``ValueError`` when no window M < T is found (the chains are too short for τ: run
-    them longer than c·τ steps, ideally ≫ 100 τ) or when τ(M) ≤ 0 (an anti-correlated statistic,
-    outside this estimator's use).
+    When no window M < T is found (the chains are too short for τ: run them longer than c·τ
+    steps, ideally ≫ 100 τ) it raises ``ValueError``, or with ``too_short="inf"`` returns ``inf``
+    (τ exceeds what the run can measure: more than about T/c steps). Raises ``ValueError`` when
+    τ(M) ≤ 0 (an anti-correlated statistic, outside this estimator's use).
     """
     x = _series(series)
     c = checks.positive_float("c", c)
+    too_short = checks.one_of("too_short", too_short, ("raise", "inf"))
     if bool((x == x[:1]).all()):
         return math.inf
     n_steps = len(x)
@@ -312,6 +318,8 @@ def integrated_autocorrelation_time(series: torch.Tensor, *, c: float = 5.0) -> 
     window = torch.arange(1, n_steps, dtype=F64, device=x.device)
     found = torch.nonzero(window >= c * tau)
     if len(found) == 0:
+        if too_short == "inf":
+            return math.inf
         raise ValueError(
             f"series is too short for its autocorrelation time: no window M < T = {n_steps} has "
             f"M >= c·τ(M) (τ({n_steps - 1}) = {tau[-1].item():.3g}); run the chains longer"
@@ -336,6 +344,22 @@ def effective_sample_size(series: torch.Tensor, *, c: float = 5.0) -> float:
     return series.numel() / tau
 
 
+def _mode_labels(labels: object, n_modes: object, *, undecided: bool) -> tuple[torch.Tensor, int]:
+    """``labels`` (T,) or (T, chains) of integer modes in [0, n_modes) (or −1 if ``undecided``), as int64."""
+    labels = checks.tensor("labels", labels, floating=False)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must hold integer mode indices, got dtype {labels.dtype}")
+    if labels.dim() not in (1, 2) or len(labels) == 0:
+        raise ValueError(f"labels must have shape (T,) or (T, chains) with T >= 1, got {tuple(labels.shape)}")
+    n_modes = checks.positive_int("n_modes", n_modes)
+    lowest = -1 if undecided else 0
+    if labels.numel() and (int(labels.min()) < lowest or int(labels.max()) >= n_modes):
+        lo, hi = int(labels.min()), int(labels.max())
+        allowed = f"-1 or modes in [0, {n_modes})" if undecided else f"modes in [0, {n_modes})"
+        raise ValueError(f"labels must hold {allowed}, got values in [{lo}, {hi}]")
+    return labels.long(), n_modes
+
+
 def mode_hops(labels: torch.Tensor, n_modes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mode changes of each chain and its share of time in each mode.
 
@@ -346,19 +370,30 @@ def mode_hops(labels: torch.Tensor, n_modes: int) -> tuple[torch.Tensor, torch.T
     ``labels.shape[1:] + (n_modes,)``; the mean over chains is the pooled occupancy, to compare
     with the mixture weights). A chain with 0 hops has never left its first mode.
     """
-    labels = checks.tensor("labels", labels, floating=False)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must hold integer mode indices, got dtype {labels.dtype}")
-    if labels.dim() not in (1, 2) or len(labels) == 0:
-        raise ValueError(f"labels must have shape (T,) or (T, chains) with T >= 1, got {tuple(labels.shape)}")
-    n_modes = checks.positive_int("n_modes", n_modes)
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_modes):
-        lo, hi = int(labels.min()), int(labels.max())
-        raise ValueError(f"labels must hold modes in [0, {n_modes}), got values in [{lo}, {hi}]")
-    labels = labels.long()
+    labels, n_modes = _mode_labels(labels, n_modes, undecided=False)
     hops = (labels[1:] != labels[:-1]).sum(0)
     one_hot = torch.nn.functional.one_hot(labels, n_modes).to(F64)
     return hops, one_hot.mean(0)
+
+
+def persistent_hops(labels: torch.Tensor, n_modes: int, min_stay: int) -> torch.Tensor:
+    """Changes between *persistent* stays in modes: mode hops that label noise alone cannot make.
+
+    ``labels`` ``(T,)`` or ``(T, chains)`` holds a mode index in [0, ``n_modes``) per step, or −1
+    where the step is undecided (e.g. a classifier below its confidence threshold). A stay is a run
+    of at least ``min_stay`` consecutive equal labels ≥ 0; the stays of a chain, in time order, form
+    its itinerary, and the count is the number of consecutive stays with different modes (a chain
+    that leaves a mode briefly and comes back has not hopped). With ``min_stay = 1`` and no −1 this
+    is :func:`mode_hops`'s count. Returns int64 counts of shape ``labels.shape[1:]``.
+    """
+    labels, n_modes = _mode_labels(labels, n_modes, undecided=True)
+    min_stay = checks.positive_int("min_stay", min_stay)
+    columns = labels.reshape(len(labels), -1).T.cpu().tolist()
+    counts = []
+    for column in columns:
+        stays = [k for k, run in itertools.groupby(column) if k >= 0 and len(list(run)) >= min_stay]
+        counts.append(sum(a != b for a, b in itertools.pairwise(stays)))
+    return torch.tensor(counts, dtype=torch.int64, device=labels.device).reshape(labels.shape[1:])
 
 
 def spurious_fraction(samples: torch.Tensor, data: torch.Tensor, radius: float) -> float:

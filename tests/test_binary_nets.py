@@ -461,3 +461,103 @@ def test_fit_rejects_bad_arguments(digits):
         fit(model, loss_of, digits, steps=0, batch=2, lr=0.1)
     with pytest.raises(ValueError, match="snapshot_epochs"):
         fit(ScaledGSN((64, 8, 8)), loss_of, digits, steps=1, batch=2, lr=0.1, snapshot_epochs=(1,))
+
+
+def test_fit_checkpoints_are_copies_of_the_state_after_those_epochs(digits):
+    model = BernoulliDAE(64, 16, input_noise=0.3, seed=0)
+    info = fit(
+        model,
+        lambda m, x, g: m.loss(x, g),
+        digits[:200],
+        steps=5,
+        batch=8,
+        lr=0.05,
+        epochs=3,
+        checkpoint_epochs=(1, 3),
+    )
+    assert sorted(info["checkpoints"]) == [1, 3]
+    for name, value in model.state_dict().items():
+        assert torch.equal(info["checkpoints"][3][name], value)
+    assert not torch.equal(info["checkpoints"][1]["W"], info["checkpoints"][3]["W"])
+    with pytest.raises(ValueError, match="checkpoint_epochs"):
+        fit(
+            model, lambda m, x, g: m.loss(x, g), digits[:20], steps=1, batch=2, lr=0.1, checkpoint_epochs=(0,)
+        )
+
+
+def _centre_entropy(model, digits, seed):
+    with torch.no_grad():
+        means = model.sample_chain(digits[:10], 100, gen(seed), return_means=True)[1]
+    return float((torch.special.entr(means) + torch.special.entr(1 - means)).mean())
+
+
+def _chapter_fit(model, loss_of, x, epochs):
+    # chapter 2's quick recipe on 1200 digits: SGD + momentum 0.5, lr 4 x 0.25 / 64, x 0.99 per epoch
+    fit(
+        model,
+        loss_of,
+        x,
+        steps=37,
+        batch=32,
+        lr=1 / 64,
+        optimizer_options={"momentum": 0.5},
+        epochs=epochs,
+        lr_decay=0.99,
+    )
+    return model
+
+
+def _fit_dae(digits, walkback_steps):
+    model = BernoulliDAE(64, 128, input_noise=0.5, seed=0)
+    return _chapter_fit(model, lambda m, x, g: m.loss(x, g, walkback_steps=walkback_steps), digits[:1200], 15)
+
+
+def test_walkback_blurs_a_factorized_decoder(digits):
+    """Chapter 2 §2.10's measured reason for its Parzen ordering (the network analogue of check N12): a
+    factorized-Bernoulli DAE trained on 5-step walkback chains has blurrier mean-field chain outputs (higher
+    mean pixel entropy) than the same DAE trained plainly. Control: walkback_steps = 1 is plain training (same
+    seeds, the same model), which fails the strict inequality."""
+    plain = _centre_entropy(_fit_dae(digits, 1), digits, 5)
+    walkback = _centre_entropy(_fit_dae(digits, 5), digits, 5)
+    control = _centre_entropy(_fit_dae(digits, 1), digits, 5)
+    assert walkback > plain, (walkback, plain)
+    assert not control > plain, (control, plain)
+
+
+def test_scaled_gsn_alpha_1_is_the_largest_after_training(digits):
+    """Chapter 2 §2.11: after training, the first walkback step's scaling factor is the largest. Control: the
+    untrained model (every alpha_k = 1) fails it."""
+    model, untrained = ScaledGSN((64, 64, 64), 4), ScaledGSN((64, 64, 64), 4)
+    _chapter_fit(model, lambda m, x, g: m.walkback_loss(x, g), digits[:1200], 10)
+    for m, expected in ((model, True), (untrained, False)):
+        alphas = m.head.alphas().detach()
+        assert bool((alphas[0] > alphas[1:]).all()) is expected, alphas
+
+
+def _confident_hops(means: torch.Tensor, clf) -> torch.Tensor:
+    from dae_tutor.diagnostics import persistent_hops
+
+    prob = torch.tensor(clf.predict_proba(means.reshape(-1, 64).numpy())).reshape(*means.shape[:2], 10)
+    return persistent_hops(torch.where(prob.max(-1).values >= 0.9, prob.argmax(-1), -1), 10, 5)
+
+
+@pytest.mark.slow
+def test_gsn_chain_hops_between_classes_and_label_noise_does_not():
+    """Chapter 2 §2.10's mixing claim ([TH] Fig. 5.6, "fast mixing between classes"), at the chapter's quick
+    recipe (GSN 64-256-256 on 1200 binarised 8x8 digits, 300 epochs): from fair-coin starts most chains make
+    persistent class hops. Control: the noisy fixed-digit chain (10 % of pixels flipped afresh each step)
+    makes none."""
+    from sklearn.linear_model import LogisticRegression
+
+    from dae_tutor import data
+
+    splits, labels, _ = data.binary_digits("digits8x8")
+    x = splits["train"]
+    clf = LogisticRegression(max_iter=2000).fit(x[:1000].numpy(), labels[:1000].numpy())
+    gsn = _chapter_fit(DeepGSN((64, 256, 256)), lambda m, b, g: m.walkback_loss(b, g), x, 300)
+    starts = torch.bernoulli(torch.full((10, 64), 0.5), generator=gen(20))
+    with torch.no_grad():
+        means = gsn.sample_chain(starts, 1600, gen(21), return_means=True)[1][100:]
+    flips = torch.rand(1500, 10, 64, generator=gen(24)) < 0.1
+    assert int((_confident_hops(means, clf) > 0).sum()) > 5
+    assert int((_confident_hops((x[:10] + flips).remainder(2), clf) > 0).sum()) == 0

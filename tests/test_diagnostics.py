@@ -399,6 +399,9 @@ def test_chains_stuck_at_different_levels_or_anticorrelated_raise() -> None:
     stuck = 0.01 * normal((1000, 2), 0) + torch.tensor([0.0, 10.0], dtype=F64)
     with pytest.raises(ValueError, match="series is too short"):
         D.integrated_autocorrelation_time(stuck)
+    assert D.integrated_autocorrelation_time(stuck, too_short="inf") == math.inf  # the same, as a value
+    with pytest.raises(ValueError, match="too_short"):
+        D.integrated_autocorrelation_time(stuck, too_short="zero")
     with pytest.raises(ValueError, match="series is anti-correlated"):
         D.integrated_autocorrelation_time(ar1(-0.9, 4096, 1, 0))
 
@@ -498,3 +501,41 @@ def test_heavy_modes_rejects_bad_arguments() -> None:
         D.heavy_modes(torch.ones(2))
     with pytest.raises(ValueError, match="share"):
         D.heavy_modes(torch.ones(5), share=1.5)
+
+
+def test_persistent_hops_by_hand() -> None:
+    # chain 0: stays 0 (3 steps), 1 (1 step: too short), 0 again (2), undecided, 2 (2): itinerary 0, 0, 2
+    # with min_stay 2 -> 1 hop; chain 1: one flicker to 3 inside a stay of 2 -> itinerary 2, 2 -> 0 hops.
+    labels = torch.tensor(
+        [[0, 2], [0, 2], [0, 3], [1, 2], [0, 2], [0, 2], [-1, 2], [2, 2], [2, 2]], dtype=torch.long
+    )
+    assert D.persistent_hops(labels, 4, 2).tolist() == [1, 0]
+    assert D.persistent_hops(labels, 4, 3).tolist() == [0, 0]  # chain 0: only its first stay is long enough
+    assert D.persistent_hops(labels[:, 0], 4, 1).shape == ()
+    # undecided steps are skipped: itinerary 0, 1, 0, 0, 2 -> 3 hops with min_stay 1
+    assert int(D.persistent_hops(labels[:, 0], 4, 1)) == 3
+
+
+def test_persistent_hops_with_min_stay_1_is_mode_hops() -> None:
+    labels = torch.randint(5, (200, 7), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(D.persistent_hops(labels, 5, 1), D.mode_hops(labels, 5)[0])
+
+
+def test_persistent_hops_ignores_label_noise_that_mode_hops_counts() -> None:
+    # A chain that stays in mode 0, with one-step flickers to random modes every 10 steps: mode_hops
+    # counts two hops per flicker, persistent_hops (min_stay 2) none; a real switch to mode 1 counts once.
+    labels = torch.zeros(100, dtype=torch.long)
+    labels[5::10] = torch.tensor([1, 2, 3, 1, 2, 3, 1, 2, 3, 1])
+    assert int(D.mode_hops(labels, 4)[0]) == 20
+    assert int(D.persistent_hops(labels, 4, 2)) == 0
+    labels[60:] = 1
+    assert int(D.persistent_hops(labels, 4, 2)) == 1
+
+
+def test_persistent_hops_rejects_bad_labels() -> None:
+    with pytest.raises(TypeError, match="labels must hold integer mode indices"):
+        D.persistent_hops(torch.tensor([0.0, 1.0]), 2, 1)
+    with pytest.raises(ValueError, match=r"labels must hold -1 or modes in \[0, 2\)"):
+        D.persistent_hops(torch.tensor([0, -2]), 2, 1)
+    with pytest.raises(ValueError, match="min_stay"):
+        D.persistent_hops(torch.tensor([0, 1]), 2, 0)

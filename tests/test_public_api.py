@@ -774,6 +774,15 @@ case(
     n_modes=Int(),
 )
 
+case(
+    "diagnostics.persistent_hops",
+    diagnostics.persistent_hops,
+    lambda: dict(labels=torch.tensor([[0, 2], [0, -1], [1, 2], [1, 2]]), n_modes=3, min_stay=2),
+    labels=T("type", "float", "range", "empty", out=(-2, 3)),
+    n_modes=Int(),
+    min_stay=Int(),
+)
+
 # gan_theory -----------------------------------------------------------------------------------------
 GRID = torch.linspace(-3, 3, 31, dtype=torch.float64)
 LP, LQ = -0.5 * GRID**2 - 0.92, -0.5 * (GRID - 1) ** 2 - 0.92
@@ -1303,6 +1312,22 @@ case(
     sigma=POS0,
     s=POS0,
     generator=GEN,
+)
+case(
+    "chains.log_density_difference",
+    chains.log_density_difference,
+    lambda: dict(
+        log_reconstruction=lambda x, xt: -((x - xt) ** 2).sum(1),
+        log_corruption=lambda xt, x: -((x - xt) ** 2).sum(1),
+        x1=x2(3),
+        x2=x2(3, seed=1),
+        x_tilde=(x2(3) + x2(3, seed=1)) / 2,
+    ),
+    log_reconstruction=CALL,
+    log_corruption=CALL,
+    x1=T("type", "nan", "empty", "width"),
+    x2=T("type", "nan", "width"),
+    x_tilde=T("type", "nan", "rows"),
 )
 case(
     "train.gaussian_walkback_loss",
