@@ -56,6 +56,7 @@ __all__ = [
     "report",
     "runtime",
     "score",
+    "spectral_density",
     "stores",
     "train",
     "widgets",

@@ -82,6 +82,7 @@ from dae_tutor import (
     probes,
     runtime,
     score,
+    spectral_density,
     stores,
     train,
 )
@@ -1053,6 +1054,54 @@ case(
     generator=GEN,
 )
 case("NegativeCurvature.step", neg_curv_step, lambda: dict(closure="valid"), closure=CALL)
+# spectral_density -------------------------------------------------------------------------------------
+STARTS = torch.ones(2, 6, dtype=torch.float64)
+case(
+    "spectral_density.stochastic_lanczos_quadrature",
+    spectral_density.stochastic_lanczos_quadrature,
+    lambda: dict(matvec=lambda v: DIAG * v, dim=6, steps=3, probes=2, generator=g(), starts=STARTS),
+    matvec=CALL,
+    dim=Int(2),
+    steps=Int(),
+    probes=Int(),
+    generator=GEN,
+    starts=T(*F, "width", "rows"),
+)
+SLQ = spectral_density.stochastic_lanczos_quadrature(lambda v: DIAG * v, 6, steps=3, probes=2, generator=g())
+case("SpectralDensity.cdf", lambda x: SLQ.cdf(x), lambda: dict(x=DIAG), x=T(*F))
+case("SpectralDensity.moments", lambda order: SLQ.moments(order), lambda: dict(order=2), order=Int(0))
+case(
+    "SpectralDensity.smoothed",
+    lambda grid, width: SLQ.smoothed(grid, width),
+    lambda: dict(grid=DIAG, width=0.1),
+    grid=T(*F),
+    width=POS,
+)
+SLQ_KIND = Kind(lambda v: st.sampled_from([0, "slq", None, DIAG]))
+case(
+    "spectral_density.wasserstein_distance",
+    spectral_density.wasserstein_distance,
+    lambda: dict(density=SLQ, eigenvalues=DIAG),
+    density=SLQ_KIND,
+    eigenvalues=T(*F),
+)
+case(
+    "spectral_density.moment_zscores",
+    spectral_density.moment_zscores,
+    lambda: dict(density=SLQ, eigenvalues=DIAG, orders=[1, 2]),
+    density=SLQ_KIND,
+    eigenvalues=T(*F),
+    orders=Kind(lambda v: st.sampled_from([[1, -1], [1.5], "12", 3])),
+)
+case(
+    "spectral_density.error_bound",
+    spectral_density.error_bound,
+    lambda: dict(steps=3, probes=2, dim=6, width=1.0),
+    steps=Int(),
+    probes=Int(),
+    dim=Int(),
+    width=POS,
+)
 Y2 = T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,))  # labels of 2 classes
 case(
     "curvature.checkpoint_spectrum",
