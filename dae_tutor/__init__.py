@@ -36,6 +36,7 @@ __all__ = [
     "chains",
     "checks",
     "classifiers",
+    "conditioning",
     "corruption",
     "curvature",
     "data",

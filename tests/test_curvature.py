@@ -282,6 +282,29 @@ def test_line_search_on_a_quadratic_gives_alpha_star_one_over_lambda():
         assert torch.allclose(model, search.losses, rtol=1e-10, atol=1e-10)
 
 
+def test_line_search_on_the_2d_toy_gives_the_closed_form_alpha_star():
+    """f = x² − y² + y⁴/4 at (0.5, 0.1) (spec C.7): λ = −1.97 along e_y, c = gᵀe_y = −0.199, and f is
+    minimised along y at y = ±√2, so α* = (√2 − 0.1)/0.199 = 6.60 on the descent side (α > 0) and
+    −(√2 + 0.1)/0.199 on the other, both ≫ Dauphin's 1/abs(λ) = 0.508."""
+    f = lambda p: p[0] ** 2 - p[1] ** 2 + p[1] ** 4 / 4  # noqa: E731
+    theta = torch.tensor([0.5, 0.1], dtype=torch.float64)
+    lam = float(curvature.full_hessian(f, theta)[1, 1])
+    c = float(torch.func.grad(f)(theta)[1])
+    assert lam == pytest.approx(-1.97, abs=1e-12) and c == pytest.approx(-0.199, abs=1e-12)
+    u = c * torch.tensor([0.0, 1.0], dtype=torch.float64)
+    descent = (math.sqrt(2) - 0.1) / abs(c)
+    best = (-2 + 1) - (-0.01 + 0.1**4 / 4)  # f(0.5, √2) − f(0.5, 0.1)
+    # grid spacing h = 0.1: the parabola's vertex is off by O(h² ℓ‴/ℓ″), about 1e-3 at most here
+    search = curvature.line_search_along(f, theta, u, torch.linspace(0.05, 20, 200, dtype=torch.float64))
+    assert search.alpha_star == pytest.approx(descent, rel=1e-3) and not search.at_edge
+    assert search.best_decrease == pytest.approx(best, abs=1e-6)
+    both = curvature.line_search_along(f, theta, u, torch.linspace(-20, 20, 401, dtype=torch.float64))
+    assert min(abs(both.alpha_star - a) for a in (descent, -(math.sqrt(2) + 0.1) / abs(c))) < 1e-2
+    # the control: Dauphin's step 1/abs(λ) decreases f over 30 times less than α*
+    dauphin = float(f(theta - u / abs(lam)) - f(theta))
+    assert dauphin > best / 30 and abs(1 / lam) < descent / 10
+
+
 def test_line_search_bad_inputs_raise():
     f = quadratic(torch.eye(3), torch.zeros(3))
     with pytest.raises(ValueError, match="direction"):

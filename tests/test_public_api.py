@@ -66,6 +66,7 @@ from dae_tutor import (
     chains,
     checks,
     classifiers,
+    conditioning,
     corruption,
     curvature,
     data,
@@ -1054,6 +1055,19 @@ case(
     generator=GEN,
 )
 case("NegativeCurvature.step", neg_curv_step, lambda: dict(closure="valid"), closure=CALL)
+# conditioning -----------------------------------------------------------------------------------------
+case(
+    "conditioning.gradient_descent_steps",
+    conditioning.gradient_descent_steps,
+    lambda: dict(eigenvalues=DIAG, lr=0.3, tol=1e-3, max_steps=100),
+    finite=False,
+    eigenvalues=T(*F, "range"),
+    lr=POS,
+    tol=POS,
+    max_steps=Int(),
+)
+
+
 # spectral_density -------------------------------------------------------------------------------------
 STARTS = torch.ones(2, 6, dtype=torch.float64)
 case(
