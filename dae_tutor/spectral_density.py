@@ -108,7 +108,7 @@ def stochastic_lanczos_quadrature(
                 w = matvec(Q[j])
                 if not isinstance(w, torch.Tensor) or w.shape != (dim,) or not bool(torch.isfinite(w).all()):
                     raise ValueError(f"matvec must return a finite tensor of shape ({dim},)")
-                w = w.to(dtype=dtype, device=device)
+                w = w.detach().to(dtype=dtype, device=device)
                 n_matvec += 1
                 bar.update(1)
                 alphas.append(float(Q[j] @ w))
