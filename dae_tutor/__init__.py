@@ -57,6 +57,7 @@ __all__ = [
     "report",
     "runtime",
     "score",
+    "sharpness",
     "spectral_density",
     "stores",
     "train",

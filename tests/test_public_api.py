@@ -83,6 +83,7 @@ from dae_tutor import (
     probes,
     runtime,
     score,
+    sharpness,
     spectral_density,
     stores,
     train,
@@ -1065,6 +1066,43 @@ case(
     lr=POS,
     tol=POS,
     max_steps=Int(),
+)
+
+
+# sharpness --------------------------------------------------------------------------------------------
+case(
+    "sharpness.preconditioned_sharpness",
+    sharpness.preconditioned_sharpness,
+    lambda: dict(hvp=lambda u: DIAG * u, diagonal=DIAG, tol=1e-6, generator=g()),
+    hvp=CALL,
+    diagonal=T(*F),
+    tol=POS,
+    generator=GEN,
+)
+SQ_X, SQ_Y = torch.randn(6, 4, generator=runtime.generator(0)), torch.tensor([0, 1, 0, 1, 1, 0])
+SQ_NET = nn.Linear(4, 2)
+case(
+    "sharpness.gradient_second_moment",
+    sharpness.gradient_second_moment,
+    lambda: dict(
+        model=SQ_NET,
+        loss_fn=nn.functional.cross_entropy,
+        x=SQ_X,
+        y=SQ_Y,
+        theta=nn.utils.parameters_to_vector(SQ_NET.parameters()).detach(),
+        batches=torch.tensor([[0, 1], [2, 3]]),
+    ),
+    expect={"x": "x|y"},  # a reshaped x holds a different number of rows than y
+    model=MODULE,
+    loss_fn=CALL,
+    x=T(*F),
+    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,)),
+    theta=T(*F, "width"),
+    batches=Kind(
+        lambda v: st.sampled_from(
+            [[[0, 1]], torch.tensor([0, 1]), torch.tensor([[0, 9]]), "b", torch.zeros(1, 2)]
+        )
+    ),
 )
 
 
