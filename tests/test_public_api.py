@@ -1061,8 +1061,7 @@ case(
     "conditioning.gradient_descent_steps",
     conditioning.gradient_descent_steps,
     lambda: dict(eigenvalues=DIAG, lr=0.3, tol=1e-3, max_steps=100),
-    finite=False,
-    eigenvalues=T(*F, "range"),
+    eigenvalues=T(*F, "range"),  # "range" puts a negative eigenvalue: not a bowl
     lr=POS,
     tol=POS,
     max_steps=Int(),
