@@ -205,6 +205,33 @@ def test_hessian_eigs_matches_eigh_of_the_full_hessian_of_a_relu_mlp():
         assert (torch.acos(cosines.clamp(max=1))[separated] < 1e-2).all(), cosines
 
 
+def test_a_subset_that_changes_between_matvecs_breaks_lanczos_silently():
+    """App. 11.D: Lanczos needs one fixed operator. On a fixed 10% subset its Ritz pairs are eigenpairs of that
+    subset's Hessian to the tolerance; with a fresh subset at every matvec it still returns, but its Ritz pairs
+    are eigenpairs of no fixed Hessian: the residual against the full-data one is far above the tolerance."""
+    model, (x, y), full = small_problem("tanh", n=400, seed=3)
+    theta = parameters_to_vector(model.parameters()).detach()
+    d = theta.numel()
+
+    def worst_residual(result, H):
+        pairs = zip(result.eigenvalues.tolist(), result.eigenvectors.T, strict=True)
+        return max(((H @ v - lam * v).norm() / abs(lam)).item() for lam, v in pairs)
+
+    fixed = curvature.DatasetLoss(model, F.cross_entropy, (x, y), subset=0.1, generator=runtime.generator(1))
+    kept = curvature.lanczos(
+        lambda u: fixed.hvp(theta, u), d, 3, "LA", tol=1e-8, generator=runtime.generator(2)
+    )
+    assert worst_residual(kept, curvature.full_hessian(fixed, theta)) < 1e-6  # tol 1e-8, rounding in the HVPs
+    draws = runtime.generator(5)
+
+    def fresh(u):
+        rows = torch.randperm(400, generator=draws)[:40]
+        return curvature.DatasetLoss(model, F.cross_entropy, (x[rows], y[rows])).hvp(theta, u)
+
+    changing = curvature.lanczos(fresh, d, 3, "LA", tol=1e-8, generator=runtime.generator(2))
+    assert worst_residual(changing, curvature.full_hessian(full, theta)) > 1e-2  # the control fails the check
+
+
 def test_hessian_eigs_restores_training_mode_and_checks_k():
     model, data, _ = small_problem()
     model.train()
