@@ -206,9 +206,9 @@ def test_hessian_eigs_matches_eigh_of_the_full_hessian_of_a_relu_mlp():
 
 
 def test_a_subset_that_changes_between_matvecs_breaks_lanczos_silently():
-    """App. 11.D: Lanczos needs one fixed operator. On a fixed 10% subset its Ritz pairs are eigenpairs of that
-    subset's Hessian to the tolerance; with a fresh subset at every matvec it still returns, but its Ritz pairs
-    are eigenpairs of no fixed Hessian: the residual against the full-data one is far above the tolerance."""
+    """App. 11.D: Lanczos needs one fixed operator. On a fixed 10% subset its Ritz pairs are eigenpairs of
+    that subset's Hessian to the tolerance; with a fresh subset at every matvec it still returns, but its Ritz
+    pairs are eigenpairs of no fixed Hessian: the residual against the full-data one is far above the tol."""
     model, (x, y), full = small_problem("tanh", n=400, seed=3)
     theta = parameters_to_vector(model.parameters()).detach()
     d = theta.numel()
