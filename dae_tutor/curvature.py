@@ -151,9 +151,11 @@ def lanczos(
     the basis Q_m stays orthonormal to rounding and no spurious copies appear. The eigenpairs (θ_i, s_i)
     of the tridiagonal T_m = QᵀAQ give Ritz pairs (θ_i, Q_m s_i) with residual ‖A x_i − θ_i x_i‖ =
     β_m abs(s_i[m]). The iteration stops when each of the k wanted pairs has ‖r_i‖ ≤ ``tol`` · abs(θ_i − σ):
-    with no shift (σ = 0) that is ARPACK's test, and by Bauer–Fike abs(θ_i − λ_i) ≤ ‖r_i‖, so every eigenvalue
-    is then correct to ``tol`` relative. The **spectral shift** σ is what running ARPACK on σI − H does for
-    SA (σ = λ₁, app. 11.A): the Krylov space is shift-invariant, so the iteration is the same, but the test
+    with no shift (σ = 0) that is ARPACK's test. By Bauer–Fike *some* eigenvalue λ lies within ‖r_i‖ of
+    θ_i, not necessarily the i-th: a Krylov space can miss a member of a tight cluster (a random start
+    makes that unlikely, not impossible; check against ``eigh`` where H can be stored).
+    The **spectral shift** σ is what running ARPACK on σI − H does for SA (σ = λ₁; a standard trick,
+    not the thesis's): the Krylov space is shift-invariant, so the iteration is the same, but the test
     is measured against the distance to σ, the spectral width, instead of the small abs(λ_d), and stops sooner
     (eigenvalues then correct to ``tol`` · abs(θ_i − σ) absolute). ``shift="auto"`` takes σ = the Ritz value
     at the other end of the spectrum, which Lanczos gets for free. There is no restart: the basis grows to
@@ -210,7 +212,7 @@ def lanczos(
             )
         if not bool(torch.isfinite(out).all()):
             raise ValueError("matvec returned a vector with NaN or infinite values")
-        return sign * out.to(dtype=dtype, device=device)
+        return sign * out.detach().to(dtype=dtype, device=device)
 
     Q = torch.empty(min(max_iter + 1, 64), dim, dtype=dtype, device=device)  # grown as needed
     q = random_vector()

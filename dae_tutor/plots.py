@@ -119,16 +119,43 @@ def image_grid(ax: Axes, images: torch.Tensor, *, side: int = 28, columns: int =
     ax.set_axis_off()
 
 
-def spectrum(ax: Axes, eigenvalues: torch.Tensor, *, bins: int = 60) -> None:
-    """Histogram of eigenvalues on a symmetric-log axis, negatives in red."""
-    values = checks.tensor("eigenvalues", eigenvalues, ndim=1).detach().cpu().numpy()
+def spectrum(
+    ax: Axes,
+    eigenvalues: torch.Tensor,
+    *,
+    bins: int = 30,
+    linthresh: float | None = None,
+    limit: float | None = None,
+) -> None:
+    """Histogram of eigenvalues on a symmetric-log axis: ``bins`` log-spaced bins on each side between
+    ``linthresh`` and ``limit`` (so every bar has the same width on the axis), one bin for
+    abs(λ) < ``linthresh`` (grey), negatives in red. Fix ``linthresh`` and ``limit`` to compare frames
+    (defaults: 1e-4 and 1.05 times the largest abs(λ) of these eigenvalues)."""
+    values = checks.tensor("eigenvalues", eigenvalues, ndim=1, nonempty=True).detach().cpu().double().numpy()
     bins = checks.positive_int("bins", bins)
-    ax.hist(values[values >= 0], bins=bins, color="tab:blue", label="λ ≥ 0")
-    ax.hist(values[values < 0], bins=bins, color="tab:red", label="λ < 0")
-    ax.set_xscale("symlog", linthresh=max(1e-6, float(np.abs(values).max()) * 1e-4))
+    top = float(np.abs(values).max())
+    limit = 1.05 * max(top, 1e-12) if limit is None else checks.positive_float("limit", limit)
+    linthresh = 1e-4 * limit if linthresh is None else checks.positive_float("linthresh", linthresh)
+    if not linthresh < limit or top > limit:
+        raise ValueError(
+            f"need linthresh < limit and every abs(eigenvalue) <= limit, got linthresh={linthresh:g}, "
+            f"limit={limit:g}, largest abs(eigenvalue) {top:g}"
+        )
+    edges = np.geomspace(linthresh, limit, bins + 1)
+    ax.hist(values[values >= linthresh], bins=edges, color="tab:blue", label=f"λ ≥ {linthresh:g}")
+    ax.hist(values[values <= -linthresh], bins=-edges[::-1], color="tab:red", label=f"λ ≤ −{linthresh:g}")
+    ax.hist(
+        values[np.abs(values) < linthresh],
+        bins=[-linthresh, linthresh],
+        color="gray",
+        label=f"|λ| < {linthresh:g}",
+    )
+    ax.set_xscale("symlog", linthresh=linthresh, linscale=0.5)
+    ax.set_xlim(-limit, limit)
     ax.set_yscale("log")
-    ax.set_xlabel("eigenvalue")
-    ax.legend()
+    ax.set_xlabel("eigenvalue (symmetric log scale)")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8)
 
 
 def small_figure(width: float = 6.0, height: float = 4.0, **kwargs) -> tuple[plt.Figure, Axes]:

@@ -205,6 +205,33 @@ def test_hessian_eigs_matches_eigh_of_the_full_hessian_of_a_relu_mlp():
         assert (torch.acos(cosines.clamp(max=1))[separated] < 1e-2).all(), cosines
 
 
+def test_a_subset_that_changes_between_matvecs_breaks_lanczos_silently():
+    """App. 11.D: Lanczos needs one fixed operator. On a fixed 10% subset its Ritz pairs are eigenpairs of
+    that subset's Hessian to the tolerance; with a fresh subset at every matvec it still returns, but its Ritz
+    pairs are eigenpairs of no fixed Hessian: the residual against the full-data one is far above the tol."""
+    model, (x, y), full = small_problem("tanh", n=400, seed=3)
+    theta = parameters_to_vector(model.parameters()).detach()
+    d = theta.numel()
+
+    def worst_residual(result, H):
+        pairs = zip(result.eigenvalues.tolist(), result.eigenvectors.T, strict=True)
+        return max(((H @ v - lam * v).norm() / abs(lam)).item() for lam, v in pairs)
+
+    fixed = curvature.DatasetLoss(model, F.cross_entropy, (x, y), subset=0.1, generator=runtime.generator(1))
+    kept = curvature.lanczos(
+        lambda u: fixed.hvp(theta, u), d, 3, "LA", tol=1e-8, generator=runtime.generator(2)
+    )
+    assert worst_residual(kept, curvature.full_hessian(fixed, theta)) < 1e-6  # tol 1e-8, rounding in the HVPs
+    draws = runtime.generator(5)
+
+    def fresh(u):
+        rows = torch.randperm(400, generator=draws)[:40]
+        return curvature.DatasetLoss(model, F.cross_entropy, (x[rows], y[rows])).hvp(theta, u)
+
+    changing = curvature.lanczos(fresh, d, 3, "LA", tol=1e-8, generator=runtime.generator(2))
+    assert worst_residual(changing, curvature.full_hessian(full, theta)) > 1e-2  # the control fails the check
+
+
 def test_hessian_eigs_restores_training_mode_and_checks_k():
     model, data, _ = small_problem()
     model.train()
@@ -280,6 +307,29 @@ def test_line_search_on_a_quadratic_gives_alpha_star_one_over_lambda():
             assert search.at_edge and abs(search.alpha_star) == 1e3
         model = curvature.quadratic_model(search.loss0, c, float(lam), search.alphas)
         assert torch.allclose(model, search.losses, rtol=1e-10, atol=1e-10)
+
+
+def test_line_search_on_the_2d_toy_gives_the_closed_form_alpha_star():
+    """f = x² − y² + y⁴/4 at (0.5, 0.1) (spec C.7): λ = −1.97 along e_y, c = gᵀe_y = −0.199, and f is
+    minimised along y at y = ±√2, so α* = (√2 − 0.1)/0.199 = 6.60 on the descent side (α > 0) and
+    −(√2 + 0.1)/0.199 on the other, both ≫ Dauphin's 1/abs(λ) = 0.508."""
+    f = lambda p: p[0] ** 2 - p[1] ** 2 + p[1] ** 4 / 4  # noqa: E731
+    theta = torch.tensor([0.5, 0.1], dtype=torch.float64)
+    lam = float(curvature.full_hessian(f, theta)[1, 1])
+    c = float(torch.func.grad(f)(theta)[1])
+    assert lam == pytest.approx(-1.97, abs=1e-12) and c == pytest.approx(-0.199, abs=1e-12)
+    u = c * torch.tensor([0.0, 1.0], dtype=torch.float64)
+    descent = (math.sqrt(2) - 0.1) / abs(c)
+    best = (-2 + 1) - (-0.01 + 0.1**4 / 4)  # f(0.5, √2) − f(0.5, 0.1)
+    # grid spacing h = 0.1: the parabola's vertex is off by O(h² ℓ‴/ℓ″), about 1e-3 at most here
+    search = curvature.line_search_along(f, theta, u, torch.linspace(0.05, 20, 200, dtype=torch.float64))
+    assert search.alpha_star == pytest.approx(descent, rel=1e-3) and not search.at_edge
+    assert search.best_decrease == pytest.approx(best, abs=1e-6)
+    both = curvature.line_search_along(f, theta, u, torch.linspace(-20, 20, 401, dtype=torch.float64))
+    assert min(abs(both.alpha_star - a) for a in (descent, -(math.sqrt(2) + 0.1) / abs(c))) < 1e-2
+    # the control: Dauphin's step 1/abs(λ) decreases f over 30 times less than α*
+    dauphin = float(f(theta - u / abs(lam)) - f(theta))
+    assert dauphin > best / 30 and abs(1 / lam) < descent / 10
 
 
 def test_line_search_bad_inputs_raise():

@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -46,5 +47,20 @@ def test_image_grid_and_spectrum():
     assert ax.images[0].get_array().shape == (3 * 5 + 1, 5 * 5 + 1)
     with pytest.raises(ValueError, match="images"):
         plots.image_grid(ax, torch.rand(3, 10), side=4)
-    plots.spectrum(ax, torch.tensor([-1.0, 0.5, 2.0, 3.0]))
+    plt.close(fig)
+
+
+def test_spectrum_bins_are_log_spaced_and_count_every_eigenvalue():
+    values = torch.tensor([-1.0, -0.02, 0.0, 1e-7, 0.5, 2.0, 3.0, 3.0])
+    fig, ax = plt.subplots()
+    plots.spectrum(ax, values, bins=4, linthresh=1e-3, limit=10.0)
+    bars = ax.patches
+    heights = np.array([b.get_height() for b in bars])
+    assert heights.sum() == len(values)  # every eigenvalue in exactly one bar
+    lefts = np.array([b.get_x() for b in bars[:4]])
+    assert np.allclose(np.diff(np.log10(lefts)), 1.0)  # 4 bins per side over 4 decades: one decade each
+    assert heights[-1] == 2  # 0 and 1e-7 in the grey bin of abs(λ) < linthresh
+    assert ax.get_xlim() == (-10.0, 10.0)
+    with pytest.raises(ValueError, match="limit"):
+        plots.spectrum(ax, values, limit=2.0)  # 3.0 would fall outside the axis
     plt.close(fig)

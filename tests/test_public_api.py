@@ -67,6 +67,7 @@ from dae_tutor import (
     chains,
     checks,
     classifiers,
+    conditioning,
     corruption,
     curvature,
     data,
@@ -83,6 +84,8 @@ from dae_tutor import (
     probes,
     runtime,
     score,
+    sharpness,
+    spectral_density,
     stores,
     train,
 )
@@ -1091,6 +1094,103 @@ case(
     generator=GEN,
 )
 case("NegativeCurvature.step", neg_curv_step, lambda: dict(closure="valid"), closure=CALL)
+# conditioning -----------------------------------------------------------------------------------------
+case(
+    "conditioning.gradient_descent_steps",
+    conditioning.gradient_descent_steps,
+    lambda: dict(eigenvalues=DIAG, lr=0.3, tol=1e-3, max_steps=100),
+    eigenvalues=T(*F, "range"),  # "range" puts a negative eigenvalue: not a bowl
+    lr=POS,
+    tol=POS,
+    max_steps=Int(),
+)
+
+
+# sharpness --------------------------------------------------------------------------------------------
+case(
+    "sharpness.preconditioned_sharpness",
+    sharpness.preconditioned_sharpness,
+    lambda: dict(hvp=lambda u: DIAG * u, diagonal=DIAG, tol=1e-6, generator=g()),
+    hvp=CALL,
+    diagonal=T(*F),
+    tol=POS,
+    generator=GEN,
+)
+SQ_X, SQ_Y = torch.randn(6, 4, generator=runtime.generator(0)), torch.tensor([0, 1, 0, 1, 1, 0])
+SQ_NET = nn.Linear(4, 2)
+case(
+    "sharpness.gradient_second_moment",
+    sharpness.gradient_second_moment,
+    lambda: dict(
+        model=SQ_NET,
+        loss_fn=nn.functional.cross_entropy,
+        x=SQ_X,
+        y=SQ_Y,
+        theta=nn.utils.parameters_to_vector(SQ_NET.parameters()).detach(),
+        batches=torch.tensor([[0, 1], [2, 3]]),
+    ),
+    expect={"x": "x|y"},  # a reshaped x holds a different number of rows than y
+    model=MODULE,
+    loss_fn=CALL,
+    x=T(*F),
+    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,)),
+    theta=T(*F, "width"),
+    batches=Kind(
+        lambda v: st.sampled_from(
+            [[[0, 1]], torch.tensor([0, 1]), torch.tensor([[0, 9]]), "b", torch.zeros(1, 2)]
+        )
+    ),
+)
+
+
+# spectral_density -------------------------------------------------------------------------------------
+STARTS = torch.ones(2, 6, dtype=torch.float64)
+case(
+    "spectral_density.stochastic_lanczos_quadrature",
+    spectral_density.stochastic_lanczos_quadrature,
+    lambda: dict(matvec=lambda v: DIAG * v, dim=6, steps=3, probes=2, generator=g(), starts=STARTS),
+    matvec=CALL,
+    dim=Int(2),
+    steps=Int(),
+    probes=Int(),
+    generator=GEN,
+    starts=T(*F, "width", "rows"),
+)
+SLQ = spectral_density.stochastic_lanczos_quadrature(lambda v: DIAG * v, 6, steps=3, probes=2, generator=g())
+case("SpectralDensity.cdf", lambda x: SLQ.cdf(x), lambda: dict(x=DIAG), x=T(*F))
+case("SpectralDensity.moments", lambda order: SLQ.moments(order), lambda: dict(order=2), order=Int(0))
+case(
+    "SpectralDensity.smoothed",
+    lambda grid, width: SLQ.smoothed(grid, width),
+    lambda: dict(grid=DIAG, width=0.1),
+    grid=T(*F),
+    width=POS,
+)
+SLQ_KIND = Kind(lambda v: st.sampled_from([0, "slq", None, DIAG]))
+case(
+    "spectral_density.wasserstein_distance",
+    spectral_density.wasserstein_distance,
+    lambda: dict(density=SLQ, eigenvalues=DIAG),
+    density=SLQ_KIND,
+    eigenvalues=T(*F),
+)
+case(
+    "spectral_density.moment_zscores",
+    spectral_density.moment_zscores,
+    lambda: dict(density=SLQ, eigenvalues=DIAG, orders=[1, 2]),
+    density=SLQ_KIND,
+    eigenvalues=T(*F),
+    orders=Kind(lambda v: st.sampled_from([[1, -1], [1.5], "12", 3])),
+)
+case(
+    "spectral_density.error_bound",
+    spectral_density.error_bound,
+    lambda: dict(steps=3, probes=2, dim=6, width=1.0),
+    steps=Int(),
+    probes=Int(),
+    dim=Int(),
+    width=POS,
+)
 Y2 = T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,))  # labels of 2 classes
 case(
     "curvature.checkpoint_spectrum",
