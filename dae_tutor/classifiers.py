@@ -99,9 +99,11 @@ class MnistConvNet(nn.Module):
 class DeepMLP(nn.Module):
     """``depth`` layers h_k = ReLU(W_k h_{k−1} + b_k) of ``width`` units, then 10 logits (thesis §9.5.1).
 
-    With ``skip_to``, the long skip connection of Fig. 9.6a: h_{skip_to} = ReLU(W h_{skip_to−1} + b)
-    + h_{skip_from}, bypassing layers skip_from+1 … skip_to. The probe taps ``h0`` (the input),
-    ``h1`` … ``h{depth}`` (after the merge) and ``logits``.
+    With ``skip_to``, the long skip connection of Fig. 9.6a: h_{skip_to} = branch(ReLU(W h_{skip_to−1} + b))
+    + h_{skip_from}, bypassing layers skip_from+1 … skip_to; ``branch`` is an identity sub-module that
+    names what the bypassed segment hands to the merge (for probes and for ablation,
+    :mod:`dae_tutor.ablation`). The probe taps ``h0`` (the input), ``h1`` … ``h{depth}`` (after the
+    merge) and ``logits``.
     """
 
     def __init__(
@@ -137,6 +139,8 @@ class DeepMLP(nn.Module):
             for k in range(self.depth + 1):
                 self.add_module(f"h{k}", nn.Identity())
             self.logits = nn.Linear(width, 10)
+            if skip_to is not None:
+                self.branch = nn.Identity()
             if init == "orthogonal":
                 for layer in self.layers:
                     nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
@@ -151,7 +155,7 @@ class DeepMLP(nn.Module):
         for k, layer in enumerate(self.layers, start=1):
             h = torch.relu(layer(h))
             if k == self.skip_to:
-                h = h + skip
+                h = self.branch(h) + skip
             h = self.get_submodule(f"h{k}")(h)
             if k == self.skip_from:
                 skip = h
