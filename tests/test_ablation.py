@@ -4,9 +4,10 @@
   branch set to the constant (zero, or its mean over the reference inputs computed directly).
 * ``dead_segment_failures`` on numbers where each part of the claim holds or fails by construction.
 * The claim itself on trained nets (thesis §9.5.1): a 40-layer MLP under PyTorch's default
-  initialisation with a skip h1 → h32 holds it; two controls fail it: the same net without the skip
-  (it does not train), and the same skip net under orthogonal initialisation, where the bypassed
-  segment is alive (readable by a probe, and used: ablating it changes the error).
+  initialisation with a skip h1 → h32 holds it; three controls fail it: the same net without the skip
+  (it does not train); the skip net under orthogonal initialisation, whose bypassed segment stays
+  readable by a probe; and the orthogonal net without the skip, whose layer 32 is the only path, so
+  that ablating it changes the error.
 """
 
 import pytest
@@ -125,20 +126,33 @@ def _trained(skip_to: int | None, init: str, x, y, xv, yv):
 
 
 def test_a_long_skip_leaves_a_dead_segment_and_the_controls_fail_the_claim():
-    torch.set_flush_denormal(True)  # the dead segment's subnormal floats are slow otherwise
-    (x, y), (xv, yv) = data.mnist("train"), data.mnist("valid")
-    x, y = x[:2000], y[:2000]
-    chance = 1 - torch.bincount(yv).max().item() / len(yv)
-    plain, plain_error, plain_probes = _trained(None, "default", x, y, xv, yv)
+    flush = torch.set_flush_denormal(True)  # the dead segment's subnormal floats are slow otherwise
+    try:
+        (x, y), (xv, yv) = data.mnist("train"), data.mnist("valid")
+        x, y = x[:2000], y[:2000]
+        chance = 1 - torch.bincount(yv).max().item() / len(yv)
+        nets = {
+            (skip, init): _trained(skip, init, x, y, xv, yv)
+            for skip in (32, None)
+            for init in ("default", "orthogonal")
+        }
+    finally:
+        torch.set_flush_denormal(False)
+    assert flush
+    plain_error = nets[None, "default"][1]
 
-    def claim(model, error, bypassed, layer="branch"):
-        ablated = ablation.ablation_errors(model, layer, xv, yv, x)
+    def claim(key):
+        model, error, bypassed = nets[key]
+        ablated = ablation.ablation_errors(model, "branch" if key[0] else "h32", xv, yv, x)
         return ablation.dead_segment_failures({"model": error}, plain_error, ablated, bypassed, chance=chance)
 
-    assert claim(*_trained(32, "default", x, y, xv, yv)) == []
-    # control 1: the same net without the skip (what layer 32 hands on, ablated) does not train
-    failures = claim(plain, plain_error, plain_probes, layer="h32")
+    assert claim((32, "default")) == []
+    # control 1: the same net without the skip does not train
+    failures = claim((None, "default"))
     assert any("does not make it train" in f for f in failures), failures
-    # control 2: under orthogonal initialisation the bypassed segment is alive: readable and used
-    failures = claim(*_trained(32, "orthogonal", x, y, xv, yv))
-    assert any("readable" in f for f in failures) and any("ablation" in f for f in failures), failures
+    # control 2: under orthogonal initialisation the bypassed segment is alive, readable by a probe
+    failures = claim((32, "orthogonal"))
+    assert any("readable" in f for f in failures), failures
+    # control 3: without the skip, the orthogonal net's layer 32 is the only path: ablating it is felt
+    failures = claim((None, "orthogonal"))
+    assert any("ablation changes the error" in f for f in failures), failures
