@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 # the version, runtime.device, and every module of the package (each imported on first access)
 __all__ = [
     "__version__",
+    "ablation",
     "baselines",
     "binary_nets",
     "cache",

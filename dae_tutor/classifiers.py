@@ -12,6 +12,7 @@ drawn from an explicit ``seed`` (torch's global generator is forked, never advan
   layer ``skip_to``.
 * :class:`SmallResNet`: a three-stage residual network (basic blocks, batch norm) for §9.4.1.
 * :func:`lenet`: the LeNet of ch. 11 (§11.2.1), whose Hessian the curvature chapter studies.
+* :func:`recompute_batchnorm`: batch-norm running statistics re-estimated under the final weights.
 * :func:`fit_classifier`: cross-entropy training by :func:`dae_tutor.train.train_loop` on shuffled
   minibatches, keeping copies of the weights at chosen steps (for probes during training);
   :func:`fit_with_readings` reads a model (e.g. with probes) at those steps.
@@ -99,9 +100,11 @@ class MnistConvNet(nn.Module):
 class DeepMLP(nn.Module):
     """``depth`` layers h_k = ReLU(W_k h_{k−1} + b_k) of ``width`` units, then 10 logits (thesis §9.5.1).
 
-    With ``skip_to``, the long skip connection of Fig. 9.6a: h_{skip_to} = ReLU(W h_{skip_to−1} + b)
-    + h_{skip_from}, bypassing layers skip_from+1 … skip_to. The probe taps ``h0`` (the input),
-    ``h1`` … ``h{depth}`` (after the merge) and ``logits``.
+    With ``skip_to``, the long skip connection of Fig. 9.6a: h_{skip_to} = branch(ReLU(W h_{skip_to−1} + b))
+    + h_{skip_from}, bypassing layers skip_from+1 … skip_to; ``branch`` is an identity sub-module that
+    names what the bypassed segment hands to the merge (for probes and for ablation,
+    :mod:`dae_tutor.ablation`). The probe taps ``h0`` (the input), ``h1`` … ``h{depth}`` (after the
+    merge) and ``logits``.
     """
 
     def __init__(
@@ -137,6 +140,8 @@ class DeepMLP(nn.Module):
             for k in range(self.depth + 1):
                 self.add_module(f"h{k}", nn.Identity())
             self.logits = nn.Linear(width, 10)
+            if skip_to is not None:
+                self.branch = nn.Identity()
             if init == "orthogonal":
                 for layer in self.layers:
                     nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
@@ -151,7 +156,7 @@ class DeepMLP(nn.Module):
         for k, layer in enumerate(self.layers, start=1):
             h = torch.relu(layer(h))
             if k == self.skip_to:
-                h = h + skip
+                h = self.branch(h) + skip
             h = self.get_submodule(f"h{k}")(h)
             if k == self.skip_from:
                 skip = h
@@ -215,6 +220,38 @@ class SmallResNet(nn.Module):
         for k in range(1, self.n_blocks + 1):
             h = self.get_submodule(f"add_{k}")(h)
         return self.logits(h.mean((2, 3)))
+
+
+def recompute_batchnorm(model: nn.Module, x: torch.Tensor, *, batch_size: int = 500) -> nn.Module:
+    """Replace every batch-norm layer's running mean and variance by their averages over the batches of
+    ``x`` under the model's current weights ("precise BN"); in place, returning ``model`` in eval mode.
+
+    During training the running statistics are an exponential average (momentum 0.1) over the last
+    minibatches, taken while the weights were still moving, and eval mode normalises with them.
+    Here they are reset and re-estimated with ``momentum=None`` (torch's cumulative average): the
+    mean of the batch means (the data mean, for batches of equal size) and of the unbiased batch
+    variances. Nothing else changes: no weight moves, no gradient is taken.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    x = checks.tensor("x", x, nonempty=True)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        raise ValueError("model has no batch-norm layer whose statistics could be recomputed")
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                model(x[start : start + batch_size])
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+    return model.eval()
 
 
 def fit_classifier(

@@ -110,3 +110,30 @@ def test_lenet_shapes_parameter_count_and_seeding(side):
     assert not torch.equal(other[0].weight, net[0].weight)
     with pytest.raises(ValueError, match="side"):
         classifiers.lenet((3, 5), 7, 3)
+
+
+def test_recompute_batchnorm_sets_the_statistics_of_the_data_under_the_final_weights():
+    """Precise BN (ch. 5's ResNet anomaly): the stem's running mean and variance become the average of the
+    batch means and unbiased batch variances of its convolution's output over x, computed here directly.
+    The control: stale statistics (those left by other data) differ, and change the model's outputs."""
+    model = classifiers.SmallResNet((4, 4, 4), 1, seed=0)
+    x = torch.rand(60, 784, generator=_gen(3))
+    model.train()
+    with torch.no_grad():
+        model(3 * torch.rand(20, 784, generator=_gen(4)))  # stale: statistics of other inputs
+    stale = model.stem[1].running_mean.clone()
+    stale_out = model.eval()(x)
+    conv = probes.capture(model, x, ["stem.0"])["stem.0"].reshape(60, 4, -1)
+    batches = conv.split(20)
+    mean = torch.stack([b.mean((0, 2)) for b in batches]).mean(0)
+    var = torch.stack([b.transpose(0, 1).reshape(4, -1).var(1) for b in batches]).mean(0)
+    assert classifiers.recompute_batchnorm(model, x, batch_size=20) is model and not model.training
+    torch.testing.assert_close(model.stem[1].running_mean, mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.stem[1].running_var, var, rtol=1e-5, atol=1e-6)
+    assert model.stem[1].momentum == 0.1
+    assert not torch.allclose(stale, mean, atol=1e-3)
+    assert not torch.allclose(stale_out, model(x), atol=1e-3)
+    with pytest.raises(ValueError, match="batch-norm"):
+        classifiers.recompute_batchnorm(classifiers.DeepMLP(2, 4, n_in=3), torch.rand(4, 3))
+    with pytest.raises(TypeError, match="model"):
+        classifiers.recompute_batchnorm("m", x)

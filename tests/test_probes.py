@@ -134,6 +134,29 @@ def test_lbfgs_gradient_matches_autograd():
         probes.objective_and_gradient(x, theta.detach(), y + 4, 0.3)
 
 
+def _lbfgs_losses(features: dict, y: torch.Tensor, l2: float = 0.0, standardize: bool = True) -> dict:
+    fit = probes.fit_probes(
+        features, y, l2=l2, solver="lbfgs", tol=1e-8, epochs=5_000, standardize=standardize, progress=False
+    )
+    return {k: r.train_loss + 0.5 * l2 * r.weight.square().sum().item() for k, r in fit.items()}
+
+
+def test_an_affine_layer_cannot_beat_its_input_under_the_lemmas_hypothesis():
+    """Ch. 5 §5.3's affine-layer argument: a linear probe of z = A h + c is the probe (W A, W c + b) of h,
+    so on the same features, with no penalty, z's training optimum is no lower than h's. Controls: a
+    random subset of h's features (the chapter's reduction) and an L2 penalty on raw features (z = 5 h
+    needs smaller weights) both let z win."""
+    h, y = _one_hot_noise(3_000, 4, 0.7, seed=3)
+    a = torch.randn(3, 4, generator=_gen(4), dtype=torch.float64)
+    z = h @ a.T + 1.0  # rank 3 < 4: the class centres stay separable, some information is lost
+    losses = _lbfgs_losses({"h": h, "z": z, "h, 1 of 4 features": h[:, :1]}, y)
+    # The optimum is reached to max |grad| <= 1e-8 in float64: 1e-6 nats covers what is left.
+    assert losses["z"] >= losses["h"] - 1e-6, losses
+    assert losses["z"] < losses["h, 1 of 4 features"] - 0.1, losses  # control: the subset loses
+    penalised = _lbfgs_losses({"h": h, "5h": 5 * h}, y, l2=0.05, standardize=False)
+    assert penalised["5h"] < penalised["h"] - 0.01, penalised  # control: the penalty is not affine-invariant
+
+
 def test_lbfgs_reaches_the_scikit_learn_optimum_on_digits():
     x_train, y_train, x_test, y_test = _digits()
     l2, n = 1e-2, len(y_train)

@@ -61,6 +61,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from dae_tutor import (
+    ablation,
     baselines,
     binary_nets,
     cache,
@@ -1742,6 +1743,15 @@ case(
 )
 
 case(
+    "classifiers.recompute_batchnorm",
+    classifiers.recompute_batchnorm,
+    lambda: dict(model=classifiers.SmallResNet((2, 2, 2), 1), x=IMG, batch_size=1),
+    finite=False,
+    model=Kind(lambda v: st.sampled_from(["m", 3, None, classifiers.DeepMLP(2, 4, n_in=3)])),
+    x=IMGBAD,
+    batch_size=Int(),
+)
+case(
     "classifiers.lenet",
     classifiers.lenet,
     lambda: dict(channels=(2, 3), hidden=4, side=8, seed=0),
@@ -1885,6 +1895,47 @@ case(
     lambda: dict(values=[0.1, 0.2, 0.15], tol=0.01),
     values=Kind(lambda v: st.sampled_from([[0.1, NAN], "abc", 3, [[0.1]], [0.1, INF]])),
     tol=POS0,
+)
+
+# ablation -------------------------------------------------------------------------------------------
+SKIP_NET = classifiers.DeepMLP(3, 4, n_in=3, skip_to=2)
+case(
+    "ablation.ablation_errors",
+    ablation.ablation_errors,
+    lambda: dict(
+        model=SKIP_NET, layer="branch", x=x2(6, 3).float(), y=YB, reference=x2(4, 3).float(), batch_size=4
+    ),
+    finite=False,
+    model=MODULE,
+    layer=Kind(lambda v: st.sampled_from(["nope", 3, None])),
+    expect={"x": "x|y"},
+    x=T(*F, "width"),
+    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,)),
+    reference=T(*F, "width"),
+    batch_size=Int(),
+)
+case(
+    "ablation.dead_segment_failures",
+    ablation.dead_segment_failures,
+    lambda: dict(
+        with_skip={"model": 0.2},
+        without_skip_error=0.9,
+        ablation={"intact": 0.2, "zero": 0.2, "mean": 0.2},
+        bypassed=[0.9],
+        chance=0.9,
+        gain=0.3,
+        probe_tol=0.05,
+        ablation_tol=0.02,
+    ),
+    finite=False,
+    with_skip=Kind(lambda v: st.sampled_from([{}, 0.2, {"model": 1.5}, {"model": NAN}])),
+    without_skip_error=PROB,
+    ablation=Kind(lambda v: st.sampled_from([{}, 0.2, {"intact": 0.2}])),
+    bypassed=Kind(lambda v: st.sampled_from([[], "a", 0.9, [1.5], [NAN]])),
+    chance=PROB,
+    gain=PROB,
+    probe_tol=PROB,
+    ablation_tol=PROB,
 )
 
 PIX = torch.rand(3, 16, generator=g())
