@@ -238,6 +238,33 @@ def test_rcae_discretisation_floor() -> None:
         assert err == pytest.approx(expected, abs=1e-3)
 
 
+def test_rcae_floor_is_the_sigma_to_zero_limit_and_a_one_sided_difference() -> None:
+    """rcae_1d_limit: (r - x)/sigma^2 of the banded solve tends to it as O(sigma^2), and it is
+    p'/p - (Delta/2) p''/p + O(Delta^2) (Taylor), so the floor max|s - score| is O(Delta): 4x smaller on a
+    grid 4x finer. The control is the DAE side: the exact score of p_sigma has no floor (it tends to 0)."""
+    m = reference_mixture_1d()
+    floors = []
+    for big_m in (1000, 4000):
+        grid = torch.linspace(-1.5, 1.5, big_m, dtype=F64)
+        p = m.log_prob(grid[:, None]).exp()
+        inside = grid.abs() <= 1
+        limit = S.rcae_1d_limit(grid, p)
+        gaps = [(((S.rcae_1d(grid, p, s) - grid) / s**2 - limit)[inside]).abs().max().item() for s in (1e-3, 1e-4)]
+        assert 80 < gaps[0] / gaps[1] < 120, gaps  # O(sigma^2): x100 per decade of sigma
+        true_score = m.score(grid[:, None])[:, 0]
+        p2_over_p = m.hessian_log_prob(grid[:, None])[:, 0, 0] + true_score**2  # p''/p
+        step = 3 / (big_m - 1)
+        taylor = (limit - true_score + step / 2 * p2_over_p)[inside].abs().max().item()
+        floors.append((limit - true_score)[inside].abs().max().item())
+        assert taylor < 0.05 * floors[-1], (taylor, floors[-1])  # the O(Delta^2) remainder is small
+        assert limit[0].item() == pytest.approx(1 / step)
+    assert 3.8 < floors[0] / floors[1] < 4.2, floors
+    smoothed_gap = (m.smoothed(1e-3).score(grid[:, None]) - m.score(grid[:, None]))[:, 0][inside].abs().max()
+    assert smoothed_gap < floors[1] / 10  # the exact DAE score at sigma = 1e-3: no floor
+    with pytest.raises(ValueError, match="density"):
+        S.rcae_1d_limit(grid, torch.zeros_like(grid))
+
+
 def test_rcae_solution_zeroes_the_gradient_of_eq_3_11(reference_grid) -> None:
     """Autograd of the thesis's discretised loss (3.11) vanishes at the solution."""
     grid, p, _, _ = reference_grid

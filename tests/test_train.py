@@ -15,11 +15,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dae_tutor.densities import reference_mixture_1d
 from dae_tutor.errors import DivergenceError
 from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
 from dae_tutor.train import (
     dae_loss,
+    dsm_loss,
     fit_dae,
+    fit_decoder_least_squares,
     fit_dae_ensemble,
     fit_gaussian_walkback,
     fit_noise_mixture_dae,
@@ -507,3 +510,79 @@ def test_noise_mixture_with_large_noise_shrinks_toward_the_mean_and_its_control_
         big, small = big_r(probe), small_r(probe)
     assert (big - x.mean(0)).norm(dim=1).max() < 0.15  # shrunk: ≈ 0.027 · 0.5 = 0.014 ideally
     assert (small - probe).norm(dim=1).max() < 0.15  # control: ≈ the identity
+
+
+# --- denoising score matching, fitted separately -----------------------------------------------
+
+
+def test_fit_decoder_least_squares_is_numpy_lstsq_and_zeroes_the_dae_gradient():
+    g = _gen(3)
+    net = AutoEncoder(2, 12, seed=1, dtype=F64)
+    x = torch.randn(500, 2, generator=g, dtype=F64)
+    y = torch.randn(500, 2, generator=g, dtype=F64)
+    w_before = net.W.detach().clone()
+    fit_decoder_least_squares(net, x, y)
+    h = np.tanh(x.numpy() @ net.W.detach().numpy().T + net.b.detach().numpy())
+    sol = np.linalg.lstsq(np.c_[h, np.ones(len(h))], y.numpy(), rcond=None)[0]
+    np.testing.assert_allclose(net.V.detach().numpy(), sol[:-1].T, atol=1e-10)
+    np.testing.assert_allclose(net.c.detach().numpy(), sol[-1], atol=1e-10)
+    assert torch.equal(net.W.detach(), w_before)  # the encoder is kept
+    grads = torch.autograd.grad(dae_loss(net, x, y), [net.V, net.c])
+    assert max(gr.abs().max().item() for gr in grads) < 1e-10
+    with pytest.raises(ValueError, match="untied"):
+        fit_decoder_least_squares(AutoEncoder(2, 4, tied=True, dtype=F64), x, y)
+    with pytest.raises(ValueError, match="inputs"):
+        fit_decoder_least_squares(net, x[:, :1], y[:, :1])
+    with pytest.raises(TypeError, match="net"):
+        fit_decoder_least_squares(torch.nn.Linear(2, 2), x, y)
+
+
+def test_dsm_loss_by_hand():
+    g = _gen(4)
+    clean, noisy = torch.randn(7, 2, generator=g, dtype=F64), torch.randn(7, 2, generator=g, dtype=F64)
+    by_hand = ((noisy**2 - (clean - noisy) / 0.3**2) ** 2).sum(1).mean()
+    torch.testing.assert_close(dsm_loss(lambda v: v**2, noisy, clean, 0.3), by_hand)
+    with pytest.raises(ValueError, match="sigma"):
+        dsm_loss(lambda v: v, noisy, clean, 0.0)
+    with pytest.raises(ValueError, match="clean"):
+        dsm_loss(lambda v: v, noisy, clean[:3], 0.3)
+
+
+def _score_fits(n: int, sigma: float, wrong_sigma: float):
+    """psi fitted by DSM at sigma and at wrong_sigma, and a DAE at sigma, each on its own corruptions."""
+    p = reference_mixture_1d()
+
+    def corrupted(seed: int, s: float) -> tuple[torch.Tensor, torch.Tensor]:
+        g = _gen(seed)
+        clean = p.sample(n, generator=g)
+        return clean + s * torch.randn(clean.shape, generator=g, dtype=F64), clean
+
+    def net() -> AutoEncoder:
+        return AutoEncoder(1, 50, length_scale=0.5, seed=0, dtype=F64)
+
+    fits = {}
+    for name, s, seed in (("dsm", sigma, 1), ("wrong", wrong_sigma, 3)):
+        noisy, clean = corrupted(seed, s)
+        fits[name] = fit_decoder_least_squares(net(), noisy, (clean - noisy) / s**2)
+    noisy, clean = corrupted(2, sigma)
+    fits["dae"] = fit_decoder_least_squares(net(), noisy, clean)
+    return p, fits
+
+
+def test_dsm_and_dae_fitted_separately_give_one_score_and_the_wrong_sigma_control_does_not():
+    """Thesis §3.3.7: DSM and the DAE have the same minimiser, grad log p_sigma. On held-out points of p_sigma
+    the two separately fitted scores must be closer than half the distance between the exact scores of
+    p_sigma and p_sigma' (the resolution needed to tell sigma from sigma'); a DSM fit at sigma' must not."""
+    sigma, wrong = 0.1, 0.2
+    p, fits = _score_fits(50_000, sigma, wrong)
+    held = p.smoothed(sigma).sample(5000, generator=_gen(9))
+
+    def distance(a: torch.Tensor, b: torch.Tensor) -> float:  # relative RMS distance
+        return ((a - b).pow(2).mean() / b.pow(2).mean()).sqrt().item()
+
+    with torch.no_grad():
+        dae_score = (fits["dae"](held) - held) / sigma**2
+        dsm, control = fits["dsm"](held), fits["wrong"](held)
+    half_gap = distance(p.smoothed(wrong).score(held), p.smoothed(sigma).score(held)) / 2  # 0.15
+    assert distance(dsm, dae_score) < half_gap, (distance(dsm, dae_score), half_gap)  # 0.07 measured
+    assert distance(control, dae_score) > half_gap, (distance(control, dae_score), half_gap)  # 0.28
