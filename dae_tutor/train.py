@@ -308,6 +308,8 @@ def dsm_loss(
     (x − x̃)/σ² is the score of the corruption kernel q_σ(x̃ | x); the population minimiser is
     ψ*(x̃) = ∇log p_σ(x̃), the score that the optimal DAE gives as (r*(x̃) − x̃)/σ² (thesis eq. 3.12).
     """
+    if not callable(psi):
+        raise TypeError(f"psi must be callable, got {type(psi).__name__}")
     sigma = checks.positive_float("sigma", sigma)
     noisy, clean = _pair("noisy", noisy, "clean", clean)
     return dae_loss(psi, noisy, (clean - noisy) / sigma**2)

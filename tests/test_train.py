@@ -586,3 +586,43 @@ def test_dsm_and_dae_fitted_separately_give_one_score_and_the_wrong_sigma_contro
     half_gap = distance(p.smoothed(wrong).score(held), p.smoothed(sigma).score(held)) / 2  # 0.15
     assert distance(dsm, dae_score) < half_gap, (distance(dsm, dae_score), half_gap)  # 0.07 measured
     assert distance(control, dae_score) > half_gap, (distance(control, dae_score), half_gap)  # 0.28
+
+
+# --- Fig. 3.7: spurious attractors of a small-noise DAE -----------------------------------------
+
+
+def test_fig_3_7_small_noise_dae_traps_mh_chains_off_the_spiral_and_the_exact_dae_control_does_not():
+    """Chapter 1 §1.10's claim, with its settings (seed 0): MH chains (sigma_MH = 0.1, 500 steps) on the
+    energy of (r(x) - x)/s^2, started ON the data, end mostly off the spiral (> delta = 5 sigma from it) for
+    a DAE trained at sigma = 0.01 alone; the exact sigma = 0.01 DAE of the data (score.empirical_dae) keeps
+    them on it (the control fails the claim); half of the examples at sigma = 0.1 remove most of them, and
+    at its own scale s = 0.1 that model samples its target p_0.1 (off share within 0.1 of fresh samples',
+    200 chains: s.e. 0.035)."""
+    from dae_tutor import diagnostics, runtime
+    from dae_tutor import score as S
+    from dae_tutor.densities import Spiral
+
+    spiral = Spiral()
+    data = spiral.sample(10_000, generator=runtime.generator(1))
+    curve = spiral.point(torch.linspace(*spiral.t_range, 2_000, dtype=F64))
+    starts = data[torch.randperm(len(data), generator=runtime.generator(13))[:200]]
+
+    def summary(r, s: float) -> dict[str, float]:
+        with torch.no_grad():
+            chain, _ = S.metropolis_hastings(
+                lambda v: S.dae_score(r, v, s), starts, 500, 0.1, runtime.generator(3), n_path=5
+            )
+        return diagnostics.curve_chain_summary(chain[250:], curve, 0.05, 20)
+
+    def model(levels: list[float]) -> AutoEncoder:
+        return fit_noise_mixture_dae(data, levels, hidden=256, steps=4000, seed=0, noise_seed=100)[0]
+
+    small, mixed = model([0.01]), model([0.01, 0.1])
+    claim, control = summary(small, 0.01), summary(S.empirical_dae(data[:2000], 0.01), 0.01)
+    assert claim["off"] > 0.5, claim  # 1.00 measured
+    assert control["off"] < 0.1, control  # 0.00 measured
+    assert summary(mixed, 0.01)["off"] < claim["off"] / 2  # 0.22 measured
+    fresh = data + 0.1 * torch.randn(data.shape, generator=runtime.generator(14), dtype=F64)
+    target_off = (diagnostics.curve_positions(fresh, curve)[1] > 0.05).double().mean().item()
+    own_scale = summary(mixed, 0.1)
+    assert abs(own_scale["off"] - target_off) < 0.1 and own_scale["coverage"] >= 0.75, (own_scale, target_off)
