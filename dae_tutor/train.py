@@ -315,13 +315,18 @@ def dsm_loss(
     return dae_loss(psi, noisy, (clean - noisy) / sigma**2)
 
 
-def fit_decoder_least_squares(net: AutoEncoder, inputs: torch.Tensor, targets: torch.Tensor) -> AutoEncoder:
+def fit_decoder_least_squares(
+    net: AutoEncoder, inputs: torch.Tensor, targets: torch.Tensor, *, ridge: float = 1e-8
+) -> AutoEncoder:
     """Fit the decoder (V, c) of an untied :class:`~dae_tutor.nets.AutoEncoder` exactly, encoder kept.
 
-    Solves min over (V, c) of Σ_i ‖c + V tanh(b + W x_i) − y_i‖² (linear least squares, full-rank
-    features assumed) with ``inputs`` x_i and ``targets`` y_i, both ``(n, d)``, and writes V, c into
-    ``net`` in place. With targets = clean points this is the DAE loss (thesis eq. 3.2) minimised over
-    the decoder; with targets = (x − x̃)/σ² it is :func:`dsm_loss`. Returns ``net``.
+    Minimises (1/n) Σ_i ‖c + V h_i − y_i‖² + ``ridge`` ‖V‖²_F, h_i = tanh(b + W x_i), over (V, c) with
+    ``inputs`` x_i and ``targets`` y_i, both ``(n, d)``, by its normal equations (Cholesky), and writes V, c
+    into ``net`` in place. Tanh features of a low-dimensional input are nearly collinear (a condition number
+    ~1e17 for 50 units on a line), so the plain least-squares solution depends on round-off; the small ridge
+    (≥ 0; features lie in [−1, 1]) makes it well posed and changes the fit by O(``ridge``). With targets =
+    clean points this is the DAE loss (thesis eq. 3.2) over the decoder; with targets = (x − x̃)/σ² it is
+    :func:`dsm_loss`. Returns ``net``.
     """
     if not isinstance(net, AutoEncoder):
         raise TypeError(f"net must be an AutoEncoder, got {type(net).__name__}")
@@ -329,10 +334,15 @@ def fit_decoder_least_squares(net: AutoEncoder, inputs: torch.Tensor, targets: t
         raise ValueError("net must have untied weights (its decoder V is fitted, W is kept)")
     inputs, targets = _pair("inputs", inputs, "targets", targets)
     checks.same_width("inputs", inputs, "the net's input", net.W)
+    ridge = checks.positive_float("ridge", ridge, allow_zero=True)
     with torch.no_grad():
         features = net.encode(inputs.to(net.W))
         design = torch.cat([features, torch.ones_like(features[:, :1])], dim=1)
-        solution = torch.linalg.lstsq(design, targets.to(net.W)).solution  # (h + 1, d)
+        n, k = design.shape
+        penalty = torch.diag(torch.full((k,), ridge, dtype=design.dtype, device=design.device))
+        penalty[-1, -1] = 0  # c is not penalised
+        gram = design.T @ design / n + penalty
+        solution = torch.linalg.solve(gram, design.T @ targets.to(net.W) / n)  # (h + 1, d)
         net.V.copy_(solution[:-1].T)
         net.c.copy_(solution[-1])
     return net

@@ -1900,12 +1900,16 @@ case(
     "train.fit_decoder_least_squares",
     train.fit_decoder_least_squares,
     lambda: dict(
-        net=nets.AutoEncoder(2, 3, seed=0, dtype=torch.float64), inputs=x2(6), targets=x2(6, seed=1)
+        net=nets.AutoEncoder(2, 3, seed=0, dtype=torch.float64),
+        inputs=x2(6),
+        targets=x2(6, seed=1),
+        ridge=1e-8,
     ),
     finite=False,
     net=Kind(lambda v: st.sampled_from([None, "net", nets.AutoEncoder(2, 3, tied=True)])),
     inputs=T(*FA, "width"),
     targets=T(*FA, "width", "rows"),
+    ridge=POS0,
 )
 FIT = dict(
     hidden=8,
