@@ -9,10 +9,12 @@ mapping ``(n, d)`` to ``(n, d)``) trained with Gaussian corruption of standard d
 Contents:
 
 * :func:`dae_score`, :func:`reconstruction_jacobian`, :func:`log_density_hessian` (eqs. 3.5/3.10, 3.9);
-* :func:`field_divergence` and :func:`segment_sources`: sources and sinks of r(x) - x (§3.3.4);
+* :func:`field_divergence` and :func:`segment_sources`: sources and sinks of r(x) - x (§3.3.4); in 1-D,
+  :func:`fixed_points_1d` (Fig. 3.2);
 * :func:`energy_difference` (eqs. 3.13-3.14) and :func:`metropolis_hastings` (§3.4.2);
 * :func:`denoising_chain`: the deterministic chain x <- r(x), which ends on r's attractors (§3.4.3);
-* :func:`rcae_1d` and :func:`dae_1d`, the non-parametric 1-D solutions of Figs. 3.3-3.4 (§3.3.3);
+* :func:`rcae_1d` and :func:`dae_1d`, the non-parametric 1-D solutions of Figs. 3.3-3.4 (§3.3.3), and
+  :func:`rcae_1d_limit`, the σ → 0 limit of the RCAE's score estimate (its discretisation floor);
 * :func:`local_mean_1d` and :func:`local_mean_mc`, the local mean of Theorem 3 (app. 3.D).
 """
 
@@ -33,11 +35,13 @@ __all__ = [
     "empirical_dae",
     "energy_difference",
     "field_divergence",
+    "fixed_points_1d",
     "local_mean_1d",
     "local_mean_mc",
     "log_density_hessian",
     "metropolis_hastings",
     "rcae_1d",
+    "rcae_1d_limit",
     "reconstruction_jacobian",
     "segment_sources",
 ]
@@ -176,6 +180,27 @@ def segment_sources(
     position = s[first] + (s[1] - s[0]) * a0 / (a0 - a1)
     position = torch.where(n_sources > 0, position, torch.full_like(position, float("nan")))
     return position, n_sources
+
+
+def fixed_points_1d(r: Fn, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Sources and sinks of a 1-d field :math:`a(x) = r(x) - x` on an increasing ``grid`` ``(n,)``.
+
+    Where :math:`a` changes sign between two grid points, :math:`r` crosses the identity (thesis Fig. 3.2):
+    from − to + (:math:`r' > 1`, the field points away on both sides) is a *source*, from + to −
+    (:math:`r' < 1`) a *sink*. ``r`` maps ``(n, 1)`` to ``(n, 1)``. Returns ``(positions, is_source)``,
+    each ``(k,)`` in grid order, the positions by linear interpolation between the two grid points
+    (exact for a linear field).
+    """
+    r = _callable("r", r)
+    grid = checks.tensor("grid", grid, ndim=1)
+    if grid.shape[0] < 2 or bool((torch.diff(grid) <= 0).any()):
+        raise ValueError("grid must be increasing with at least 2 points")
+    with torch.no_grad():
+        a = (_call_same_shape("r", r, grid[:, None]) - grid[:, None])[:, 0]
+    change = torch.nonzero((a[:-1] < 0) != (a[1:] < 0))[:, 0]
+    a0, a1 = a[change], a[change + 1]
+    positions = grid[change] + (grid[change + 1] - grid[change]) * a0 / (a0 - a1)
+    return positions, a0 < 0
 
 
 def empirical_dae(data: torch.Tensor, sigma: float) -> Fn:
@@ -365,6 +390,29 @@ def rcae_1d(grid: torch.Tensor, density: torch.Tensor, sigma: float) -> torch.Te
     upper[1] = diag
     r_hat = scipy.linalg.solveh_banded(upper, p * step * x, lower=False, check_finite=False)
     return torch.from_numpy(r_hat).to(dtype=grid.dtype, device=grid.device)
+
+
+def rcae_1d_limit(grid: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
+    r"""The σ → 0 limit of :func:`rcae_1d`'s score :math:`(\hat r_i - x_i)/\sigma^2`: the floor of eq. 3.11.
+
+    Putting :math:`\hat r_i = x_i + \sigma^2 s_i + O(\sigma^4)` into the tridiagonal system of eq. 3.11
+    (thesis §3.3.3) leaves, at order σ², :math:`p_i\Delta s_i = p_i\mathbb 1_{i<M} - p_{i-1}\mathbb 1_{i>1}`:
+
+    .. math:: s_i = \frac{p_i - p_{i-1}}{\Delta\, p_i}
+              = \frac{p'(x_i)}{p(x_i)} - \frac{\Delta}{2}\frac{p''(x_i)}{p(x_i)} + O(\Delta^2)
+              \quad (1 < i < M),
+
+    a one-sided difference, because eq. 3.11 weights the derivative term by :math:`p(x_i)` at the left end
+    of each interval. So however small σ, the RCAE's score error keeps an :math:`O(\Delta)` floor,
+    :math:`\tfrac{\Delta}{2}\lvert p''/p\rvert`. Returns ``(M,)`` values :math:`s_i` (the ends included,
+    :math:`s_1 = 1/\Delta`, :math:`s_M = -p_{M-1}/(\Delta p_M)`: boundary layers, not scores).
+    """
+    grid, density = _grid_and_density(grid, density, strictly_positive=True)
+    p = density.to(torch.float64)
+    step = (grid[-1] - grid[0]).to(torch.float64) / (grid.shape[0] - 1)
+    inflow = torch.cat([p[:-1], p.new_zeros(1)])  # p_i for i < M
+    outflow = torch.cat([p.new_zeros(1), p[:-1]])  # p_{i-1} for i > 1
+    return ((inflow - outflow) / (step * p)).to(dtype=grid.dtype)
 
 
 def dae_1d(

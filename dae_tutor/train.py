@@ -15,6 +15,9 @@
   corruptions drawn once and for all and minimised full-batch by L-BFGS (the
   "10 000 fixed corrupted samples" of Fig. 3.5). Its minimiser is
   r*(x̃) = E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) (thesis eq. 3.4–3.5).
+* :func:`dsm_loss` is denoising score matching (Vincent 2011, thesis §3.3.7), whose minimiser ψ*(x̃) =
+  ∇log p_σ(x̃) is the DAE's (r*(x̃) − x̃)/σ²; :func:`fit_decoder_least_squares` minimises either loss
+  exactly over an auto-encoder's decoder (a linear least-squares problem, the encoder kept).
 * :func:`gaussian_walkback_loss` is the walkback criterion of a DAE with a Gaussian reconstruction head
   ([GDAE] Algorithm 2), beside the plain criterion :func:`dae_loss`; :func:`fit_gaussian_walkback`
   minimises it on minibatches.
@@ -282,13 +285,67 @@ def dae_loss(
     """Empirical DAE loss (1/n) Σ_i ‖r(x̃_i) − x_i‖² (thesis eq. 3.2), for (n, d) ``noisy``/``clean``."""
     if not callable(r):
         raise TypeError(f"r must be callable, got {type(r).__name__}")
-    noisy = checks.tensor("noisy", noisy, ndim=2)
-    clean = checks.tensor("clean", clean, ndim=2)
-    if clean.shape != noisy.shape or clean.shape[0] < 1:
-        raise ValueError(
-            f"clean must be non-empty with the shape of noisy {tuple(noisy.shape)}, got {tuple(clean.shape)}"
-        )
+    noisy, clean = _pair("noisy", noisy, "clean", clean)
     return (r(noisy) - clean).square().sum(-1).mean()
+
+
+def _pair(a_name: str, a: object, b_name: str, b: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two non-empty (n, d) tensors of one shape."""
+    a = checks.tensor(a_name, a, ndim=2)
+    b = checks.tensor(b_name, b, ndim=2)
+    if b.shape != a.shape or b.shape[0] < 1:
+        raise ValueError(
+            f"{b_name} must be non-empty with the shape of {a_name} {tuple(a.shape)}, got {tuple(b.shape)}"
+        )
+    return a, b
+
+
+def dsm_loss(
+    psi: Callable[[torch.Tensor], torch.Tensor], noisy: torch.Tensor, clean: torch.Tensor, sigma: float
+) -> torch.Tensor:
+    """Denoising score matching (1/n) Σ_i ‖ψ(x̃_i) − (x_i − x̃_i)/σ²‖² (Vincent 2011; thesis §3.3.7).
+
+    (x − x̃)/σ² is the score of the corruption kernel q_σ(x̃ | x); the population minimiser is
+    ψ*(x̃) = ∇log p_σ(x̃), the score that the optimal DAE gives as (r*(x̃) − x̃)/σ² (thesis eq. 3.12).
+    """
+    if not callable(psi):
+        raise TypeError(f"psi must be callable, got {type(psi).__name__}")
+    sigma = checks.positive_float("sigma", sigma)
+    noisy, clean = _pair("noisy", noisy, "clean", clean)
+    return dae_loss(psi, noisy, (clean - noisy) / sigma**2)
+
+
+def fit_decoder_least_squares(
+    net: AutoEncoder, inputs: torch.Tensor, targets: torch.Tensor, *, ridge: float = 1e-8
+) -> AutoEncoder:
+    """Fit the decoder (V, c) of an untied :class:`~dae_tutor.nets.AutoEncoder` exactly, encoder kept.
+
+    Minimises (1/n) Σ_i ‖c + V h_i − y_i‖² + ``ridge`` ‖V‖²_F, h_i = tanh(b + W x_i), over (V, c) with
+    ``inputs`` x_i and ``targets`` y_i, both ``(n, d)``, by its normal equations (Cholesky), and writes V, c
+    into ``net`` in place. Tanh features of a low-dimensional input are nearly collinear (a condition number
+    ~1e17 for 50 units on a line), so the plain least-squares solution depends on round-off; the small ridge
+    (≥ 0; features lie in [−1, 1]) makes it well posed and changes the fit by O(``ridge``). With targets =
+    clean points this is the DAE loss (thesis eq. 3.2) over the decoder; with targets = (x − x̃)/σ² it is
+    :func:`dsm_loss`. Returns ``net``.
+    """
+    if not isinstance(net, AutoEncoder):
+        raise TypeError(f"net must be an AutoEncoder, got {type(net).__name__}")
+    if net.V is None:
+        raise ValueError("net must have untied weights (its decoder V is fitted, W is kept)")
+    inputs, targets = _pair("inputs", inputs, "targets", targets)
+    checks.same_width("inputs", inputs, "the net's input", net.W)
+    ridge = checks.positive_float("ridge", ridge, allow_zero=True)
+    with torch.no_grad():
+        features = net.encode(inputs.to(net.W))
+        design = torch.cat([features, torch.ones_like(features[:, :1])], dim=1)
+        n, k = design.shape
+        penalty = torch.diag(torch.full((k,), ridge, dtype=design.dtype, device=design.device))
+        penalty[-1, -1] = 0  # c is not penalised
+        gram = design.T @ design / n + penalty
+        solution = torch.linalg.solve(gram, design.T @ targets.to(net.W) / n)  # (h + 1, d)
+        net.V.copy_(solution[:-1].T)
+        net.c.copy_(solution[-1])
+    return net
 
 
 def gaussian_walkback_loss(

@@ -2008,6 +2008,20 @@ case(
     sigma=POS,
     query=T("type", "numpy", "nan", "inf", "int"),
 )
+case(
+    "score.rcae_1d_limit",
+    score.rcae_1d_limit,
+    lambda: dict(grid=GRID, density=DEN),
+    grid=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width"),
+    density=T("type", "numpy", "ndim", "nan", "inf", "empty", "int", "width", "range", out=(-1.0,)),
+)
+case(
+    "score.fixed_points_1d",
+    score.fixed_points_1d,
+    lambda: dict(r=lambda v: 0.5 * v + 0.1, grid=GRID),
+    r=CALL,
+    grid=T("type", "numpy", "ndim", "nan", "inf", "empty", "int"),
+)
 LOGP = lambda x: -0.5 * (x**2).sum(-1)  # noqa: E731
 case(
     "score.local_mean_1d",
@@ -2094,6 +2108,30 @@ case(
     r=CALL,
     noisy=T(*FA, "width"),
     clean=T(*FA, "width", "rows"),
+)
+case(
+    "train.dsm_loss",
+    train.dsm_loss,
+    lambda: dict(psi=RFN, noisy=x2(3), clean=x2(3, seed=1), sigma=0.3),
+    psi=CALL,
+    noisy=T(*FA, "width"),
+    clean=T(*FA, "width", "rows"),
+    sigma=POS,
+)
+case(
+    "train.fit_decoder_least_squares",
+    train.fit_decoder_least_squares,
+    lambda: dict(
+        net=nets.AutoEncoder(2, 3, seed=0, dtype=torch.float64),
+        inputs=x2(6),
+        targets=x2(6, seed=1),
+        ridge=1e-8,
+    ),
+    finite=False,
+    net=Kind(lambda v: st.sampled_from([None, "net", nets.AutoEncoder(2, 3, tied=True)])),
+    inputs=T(*FA, "width"),
+    targets=T(*FA, "width", "rows"),
+    ridge=POS0,
 )
 FIT = dict(
     hidden=8,

@@ -238,6 +238,35 @@ def test_rcae_discretisation_floor() -> None:
         assert err == pytest.approx(expected, abs=1e-3)
 
 
+def test_rcae_floor_is_the_sigma_to_zero_limit_and_a_one_sided_difference() -> None:
+    """rcae_1d_limit: (r - x)/sigma^2 of the banded solve tends to it as O(sigma^2), and it is
+    p'/p - (Delta/2) p''/p + O(Delta^2) (Taylor), so the floor max|s - score| is O(Delta): 4x smaller on a
+    grid 4x finer. The control is the DAE side: the exact score of p_sigma has no floor (it tends to 0)."""
+    m = reference_mixture_1d()
+    floors = []
+    for big_m in (1000, 4000):
+        grid = torch.linspace(-1.5, 1.5, big_m, dtype=F64)
+        p = m.log_prob(grid[:, None]).exp()
+        inside = grid.abs() <= 1
+        limit = S.rcae_1d_limit(grid, p)
+        gaps = [
+            (((S.rcae_1d(grid, p, s) - grid) / s**2 - limit)[inside]).abs().max().item() for s in (1e-3, 1e-4)
+        ]
+        assert 80 < gaps[0] / gaps[1] < 120, gaps  # O(sigma^2): x100 per decade of sigma
+        true_score = m.score(grid[:, None])[:, 0]
+        p2_over_p = m.hessian_log_prob(grid[:, None])[:, 0, 0] + true_score**2  # p''/p
+        step = 3 / (big_m - 1)
+        taylor = (limit - true_score + step / 2 * p2_over_p)[inside].abs().max().item()
+        floors.append((limit - true_score)[inside].abs().max().item())
+        assert taylor < 0.05 * floors[-1], (taylor, floors[-1])  # the O(Delta^2) remainder is small
+        assert limit[0].item() == pytest.approx(1 / step)
+    assert 3.8 < floors[0] / floors[1] < 4.2, floors
+    smoothed_gap = (m.smoothed(1e-3).score(grid[:, None]) - m.score(grid[:, None]))[:, 0][inside].abs().max()
+    assert smoothed_gap < floors[1] / 10  # the exact DAE score at sigma = 1e-3: no floor
+    with pytest.raises(ValueError, match="density"):
+        S.rcae_1d_limit(grid, torch.zeros_like(grid))
+
+
 def test_rcae_solution_zeroes_the_gradient_of_eq_3_11(reference_grid) -> None:
     """Autograd of the thesis's discretised loss (3.11) vanishes at the solution."""
     grid, p, _, _ = reference_grid
@@ -482,6 +511,48 @@ def test_empirical_dae_is_the_optimal_dae_of_a_sharp_mixture() -> None:
     assert r.sigma == 0.3
     with pytest.raises(ValueError, match="sigma"):
         S.empirical_dae(data, 0.0)
+
+
+def test_fixed_points_1d_of_a_sine_field() -> None:
+    """r(x) - x = -0.1 sin(pi x): a sink at 0 (slope of the field < 0), sources at -1 and 1."""
+    grid = torch.linspace(-1.55, 1.45, 301, dtype=F64)  # no zero on a grid point
+    positions, is_source = S.fixed_points_1d(lambda v: v - 0.1 * torch.sin(math.pi * v), grid)
+    torch.testing.assert_close(positions, torch.tensor([-1.0, 0.0, 1.0], dtype=F64), rtol=0, atol=1e-4)
+    assert is_source.tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="grid"):
+        S.fixed_points_1d(lambda v: v, grid.flip(0))
+
+
+def test_fig_3_2_optimal_dae_of_three_points_by_minimiser_and_finite_differences() -> None:
+    """The optimal DAE of three points (thesis Fig. 3.2): r*(x~) minimises the posterior expected loss
+    sum_i phi_sigma(x~ - x_i) (r - x_i)^2 (Brent's method, an independent minimiser), and its score
+    (r* - x)/sigma^2 is the derivative of the log Parzen density (central differences). Small sigma gives
+    a sink near each point and a source in each gap; large sigma leaves one sink, between the points."""
+    from scipy import optimize
+
+    points = torch.tensor([[-1.0], [0.2], [1.0]], dtype=F64)
+    x = torch.linspace(-1.6, 1.6, 33, dtype=F64)[:, None]
+    for sigma in (0.15, 0.5):
+        r = S.empirical_dae(points, sigma)
+        w = np.exp(-((x.numpy() - points.numpy().T) ** 2) / (2 * sigma**2))  # (33, 3)
+        brent = [
+            optimize.minimize_scalar(lambda v, wi=wi: float((wi * (v - points.numpy()[:, 0]) ** 2).sum())).x
+            for wi in w
+        ]
+        np.testing.assert_allclose(r(x)[:, 0].numpy(), brent, atol=1e-7)
+
+        def log_parzen(v: torch.Tensor, sigma: float = sigma) -> torch.Tensor:
+            return torch.logsumexp(-((v - points.T) ** 2) / (2 * sigma**2), dim=1)
+
+        h = 1e-5
+        fd = (log_parzen(x + h) - log_parzen(x - h)) / (2 * h)
+        torch.testing.assert_close(S.dae_score(r, x)[:, 0], fd, rtol=0, atol=1e-5)
+    grid = torch.linspace(-1.6, 1.6, 641, dtype=F64)
+    positions, is_source = S.fixed_points_1d(S.empirical_dae(points, 0.15), grid)
+    assert is_source.tolist() == [False, True, False, True, False]
+    torch.testing.assert_close(positions[~is_source], points[:, 0], rtol=0, atol=0.01)
+    positions, is_source = S.fixed_points_1d(S.empirical_dae(points, 1.0), grid)
+    assert is_source.tolist() == [False] and -1 < positions.item() < 1  # 0.20 measured
 
 
 def test_denoising_chain_is_the_geometric_contraction_by_hand() -> None:

@@ -15,12 +15,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dae_tutor.densities import reference_mixture_1d
 from dae_tutor.errors import DivergenceError
 from dae_tutor.nets import AutoEncoder, DeepAutoEncoder
 from dae_tutor.train import (
     dae_loss,
+    dsm_loss,
     fit_dae,
     fit_dae_ensemble,
+    fit_decoder_least_squares,
     fit_gaussian_walkback,
     fit_noise_mixture_dae,
     gaussian_walkback_loss,
@@ -507,3 +510,127 @@ def test_noise_mixture_with_large_noise_shrinks_toward_the_mean_and_its_control_
         big, small = big_r(probe), small_r(probe)
     assert (big - x.mean(0)).norm(dim=1).max() < 0.15  # shrunk: ≈ 0.027 · 0.5 = 0.014 ideally
     assert (small - probe).norm(dim=1).max() < 0.15  # control: ≈ the identity
+
+
+# --- denoising score matching, fitted separately -----------------------------------------------
+
+
+def test_fit_decoder_least_squares_solves_the_ridge_normal_equations_and_zeroes_the_gradient():
+    g = _gen(3)
+    net = AutoEncoder(2, 5, seed=1, dtype=F64)
+    x = torch.randn(500, 2, generator=g, dtype=F64)
+    y = torch.randn(500, 2, generator=g, dtype=F64)
+    w_before = net.W.detach().clone()
+    for ridge in (0.0, 1e-3):
+        fit_decoder_least_squares(net, x, y, ridge=ridge)
+        h = np.tanh(x.numpy() @ net.W.detach().numpy().T + net.b.detach().numpy())
+        a = np.c_[h, np.ones(len(h))]
+        if ridge == 0:  # well conditioned here: numpy's SVD least squares is the independent truth
+            sol = np.linalg.lstsq(a, y.numpy(), rcond=None)[0]
+        else:
+            sol = np.linalg.solve(a.T @ a / 500 + ridge * np.diag([1.0] * 5 + [0.0]), a.T @ y.numpy() / 500)
+        # a backward-stable solve of k = 6 unknowns: forward error <= k cond(A^T A) eps ||solution||
+        tol = 6 * np.linalg.cond(a.T @ a) * np.finfo(float).eps * np.linalg.norm(sol)
+        np.testing.assert_allclose(net.V.detach().numpy(), sol[:-1].T, atol=tol)
+        np.testing.assert_allclose(net.c.detach().numpy(), sol[-1], atol=tol)
+        objective = dae_loss(net, x, y) + ridge * net.V.pow(2).sum()
+        grads = torch.autograd.grad(objective, [net.V, net.c])
+        assert max(gr.abs().max().item() for gr in grads) < 1e-8
+    assert torch.equal(net.W.detach(), w_before)  # the encoder is kept
+    with pytest.raises(ValueError, match="untied"):
+        fit_decoder_least_squares(AutoEncoder(2, 4, tied=True, dtype=F64), x, y)
+    with pytest.raises(ValueError, match="inputs"):
+        fit_decoder_least_squares(net, x[:, :1], y[:, :1])
+    with pytest.raises(TypeError, match="net"):
+        fit_decoder_least_squares(torch.nn.Linear(2, 2), x, y)
+
+
+def test_dsm_loss_by_hand():
+    g = _gen(4)
+    clean, noisy = torch.randn(7, 2, generator=g, dtype=F64), torch.randn(7, 2, generator=g, dtype=F64)
+    by_hand = ((noisy**2 - (clean - noisy) / 0.3**2) ** 2).sum(1).mean()
+    torch.testing.assert_close(dsm_loss(lambda v: v**2, noisy, clean, 0.3), by_hand)
+    with pytest.raises(ValueError, match="sigma"):
+        dsm_loss(lambda v: v, noisy, clean, 0.0)
+    with pytest.raises(ValueError, match="clean"):
+        dsm_loss(lambda v: v, noisy, clean[:3], 0.3)
+
+
+def _score_fits(n: int, sigma: float, wrong_sigma: float):
+    """psi fitted by DSM at sigma and at wrong_sigma, and a DAE at sigma, each on its own corruptions."""
+    p = reference_mixture_1d()
+
+    def corrupted(seed: int, s: float) -> tuple[torch.Tensor, torch.Tensor]:
+        g = _gen(seed)
+        clean = p.sample(n, generator=g)
+        return clean + s * torch.randn(clean.shape, generator=g, dtype=F64), clean
+
+    def net() -> AutoEncoder:
+        return AutoEncoder(1, 50, length_scale=0.5, seed=0, dtype=F64)
+
+    fits = {}
+    for name, s, seed in (("dsm", sigma, 1), ("wrong", wrong_sigma, 3)):
+        noisy, clean = corrupted(seed, s)
+        fits[name] = fit_decoder_least_squares(net(), noisy, (clean - noisy) / s**2)
+    noisy, clean = corrupted(2, sigma)
+    fits["dae"] = fit_decoder_least_squares(net(), noisy, clean)
+    return p, fits
+
+
+def test_dsm_and_dae_fitted_separately_give_one_score_and_the_wrong_sigma_control_does_not():
+    """Thesis §3.3.7: DSM and the DAE have the same minimiser, grad log p_sigma. On held-out points of p_sigma
+    the two separately fitted scores must be closer than half the distance between the exact scores of
+    p_sigma and p_sigma' (the resolution needed to tell sigma from sigma'); a DSM fit at sigma' must not."""
+    sigma, wrong = 0.1, 0.2
+    p, fits = _score_fits(50_000, sigma, wrong)
+    held = p.smoothed(sigma).sample(5000, generator=_gen(9))
+
+    def distance(a: torch.Tensor, b: torch.Tensor) -> float:  # relative RMS distance
+        return ((a - b).pow(2).mean() / b.pow(2).mean()).sqrt().item()
+
+    with torch.no_grad():
+        dae_score = (fits["dae"](held) - held) / sigma**2
+        dsm, control = fits["dsm"](held), fits["wrong"](held)
+    half_gap = distance(p.smoothed(wrong).score(held), p.smoothed(sigma).score(held)) / 2  # 0.15
+    assert distance(dsm, dae_score) < half_gap, (distance(dsm, dae_score), half_gap)  # 0.06 measured
+    assert distance(control, dae_score) > half_gap, (distance(control, dae_score), half_gap)  # 0.31
+
+
+# --- Fig. 3.7: spurious attractors of a small-noise DAE -----------------------------------------
+
+
+def test_fig_3_7_small_noise_dae_traps_mh_chains_off_the_spiral_and_the_exact_dae_control_does_not():
+    """Chapter 1 §1.10's claim, with its settings (seed 0): MH chains (sigma_MH = 0.1, 500 steps) on the
+    energy of (r(x) - x)/s^2, started ON the data, end mostly off the spiral (> delta = 5 sigma from it) for
+    a DAE trained at sigma = 0.01 alone; the exact sigma = 0.01 DAE of the data (score.empirical_dae) keeps
+    them on it (the control fails the claim); half of the examples at sigma = 0.1 remove most of them, and
+    at its own scale s = 0.1 that model samples its target p_0.1 (off share within 0.1 of fresh samples',
+    200 chains: s.e. 0.035)."""
+    from dae_tutor import diagnostics, runtime
+    from dae_tutor import score as S
+    from dae_tutor.densities import Spiral
+
+    spiral = Spiral()
+    data = spiral.sample(10_000, generator=runtime.generator(1))
+    curve = spiral.point(torch.linspace(*spiral.t_range, 2_000, dtype=F64))
+    starts = data[torch.randperm(len(data), generator=runtime.generator(13))[:200]]
+
+    def summary(r, s: float) -> dict[str, float]:
+        with torch.no_grad():
+            chain, _ = S.metropolis_hastings(
+                lambda v: S.dae_score(r, v, s), starts, 500, 0.1, runtime.generator(3), n_path=5
+            )
+        return diagnostics.curve_chain_summary(chain[250:], curve, 0.05, 20)
+
+    def model(levels: list[float]) -> AutoEncoder:
+        return fit_noise_mixture_dae(data, levels, hidden=256, steps=4000, seed=0, noise_seed=100)[0]
+
+    small, mixed = model([0.01]), model([0.01, 0.1])
+    claim, control = summary(small, 0.01), summary(S.empirical_dae(data[:2000], 0.01), 0.01)
+    assert claim["off"] > 0.5, claim  # 1.00 measured
+    assert control["off"] < 0.1, control  # 0.06 measured
+    assert summary(mixed, 0.01)["off"] < claim["off"] / 2  # 0.22 measured
+    fresh = data + 0.1 * torch.randn(data.shape, generator=runtime.generator(14), dtype=F64)
+    target_off = (diagnostics.curve_positions(fresh, curve)[1] > 0.05).double().mean().item()
+    own_scale = summary(mixed, 0.1)
+    assert abs(own_scale["off"] - target_off) < 0.1 and own_scale["coverage"] >= 0.75, (own_scale, target_off)
