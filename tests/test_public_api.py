@@ -840,6 +840,24 @@ case(
 WEIGHTS = torch.tensor([0.5, 1.0, 2.0, 0.1], dtype=torch.float64)
 WBAD = T(*F, "range", out=(-1.0,))
 case(
+    "importance.sampled_gradient_z",
+    importance.sampled_gradient_z,
+    lambda: {
+        **BATCH_VALID(),
+        "weights": torch.linspace(0.5, 2.0, 6),
+        "minibatch": 2,
+        "draws": 3,
+        "generator": g(),
+        "reweight": True,
+    },
+    weights=WBAD,
+    minibatch=Int(),
+    draws=Int(),
+    generator=GEN,
+    reweight=BOOL,
+    **BATCH,
+)
+case(
     "importance.smooth_weights",
     importance.smooth_weights,
     lambda: dict(weights=WEIGHTS, c=0.1),
