@@ -199,12 +199,12 @@ class RunResult:
     log_age_median: list[float] = field(default_factory=list)
     log_age_max: list[float] = field(default_factory=list)
     log_fresh: list[float] = field(default_factory=list)
-    log_drawn_weighted: list[float] = field(default_factory=list)
-    log_drawn_age: list[float] = field(default_factory=list)
-    log_full_loss: list[float] = field(default_factory=list)
-    log_trace_ideal: list[float] = field(default_factory=list)
-    log_trace_actual: list[float] = field(default_factory=list)
-    log_trace_uniform: list[float] = field(default_factory=list)
+    log_drawn_weighted: list[float] = field(default_factory=list)  # share of draws with a worker's weight
+    log_drawn_age: list[float] = field(default_factory=list)  # their mean age (master steps)
+    log_full_loss: list[float] = field(default_factory=list)  # measure=True: on all of (x, y)
+    log_trace_ideal: list[float] = field(default_factory=list)  # eq. 7.7
+    log_trace_actual: list[float] = field(default_factory=list)  # eq. 7.9, the weights in use
+    log_trace_uniform: list[float] = field(default_factory=list)  # eq. 7.8
     drawn_weighted: int = 0  # minibatch draws, over the run, whose weight came from a worker
     restarts: list[tuple[int, int, int]] = field(default_factory=list)
     updates_per_rank: dict[int, int] = field(default_factory=dict)
@@ -533,18 +533,7 @@ def run_distributed(
         final_loss=final,
         wall_s=wall,
         examples_per_s=steps * minibatch / max(wall, 1e-9),
-        log_step=result_logs["step"],
-        log_time=result_logs["time"],
-        log_loss=result_logs["loss"],
-        log_age_median=result_logs["age_median"],
-        log_age_max=result_logs["age_max"],
-        log_fresh=result_logs["fresh"],
-        log_drawn_weighted=result_logs["drawn_weighted"],
-        log_drawn_age=result_logs["drawn_age"],
-        log_full_loss=result_logs["full_loss"],
-        log_trace_ideal=result_logs["trace_ideal"],
-        log_trace_actual=result_logs["trace_actual"],
-        log_trace_uniform=result_logs["trace_uniform"],
+        **{f"log_{key}": values for key, values in result_logs.items()},
         drawn_weighted=drawn["weighted"],
         restarts=pool.restarts,
         updates_per_rank=updates,
