@@ -105,12 +105,6 @@ def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
 # ----------------------------------------------------------------------------- worker
 
 
-def _norm_method(model: nn.Module) -> str:
-    """Proposition 3 (``"fc"``) when every layer with parameters is ``nn.Linear``, else ``"vmap"``."""
-    owners = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-    return "fc" if all(isinstance(m, nn.Linear) for m in owners) else "vmap"
-
-
 def worker_main(
     rank: int,
     n_workers: int,
@@ -137,7 +131,7 @@ def worker_main(
         raise ValueError(f"rank must be in [0, {min(n_workers, len(bounds))}), got {rank}")
     runtime.set_threads(1)
     loss_fn = imp.loss_by_name(loss)
-    method = _norm_method(model)
+    method = imp.exact_method(model)
     mine = list(range(rank, len(bounds), n_workers))
     store = connect(url, timeout=timeout, prefix=prefix)
     dtype = next(model.parameters()).dtype
@@ -423,7 +417,7 @@ def run_distributed(
         result_logs["trace_actual"].append(imp.trace_covariance(exact, weights.to(exact), mean_grad_sq=mu_sq))
         result_logs["trace_uniform"].append(imp.trace_covariance(exact, mean_grad_sq=mu_sq))
 
-    method = _norm_method(model)
+    method = imp.exact_method(model)
     pool = None
     t_measure = 0.0  # seconds spent on measure=True's traces, left out of every time reported
     drawn = {"weighted": 0, "since_log": 0, "weighted_since_log": 0, "age_sum": 0.0}

@@ -24,8 +24,8 @@ for constant weights (eq. 7.8), and called "stale" when ω̃ comes from old para
   (the reference).
 * :func:`smooth_weights`, :func:`importance_minibatch` and :func:`importance_loss` are the
   sampler of §7.4.1 with the smoothing constant of app. 7.A.5.
-* :func:`trace_covariance` evaluates eq. 7.6–7.9; :func:`sampled_gradient_z` tests the sampler's
-  unbiasedness by drawing minibatches.
+* :func:`trace_covariance` evaluates eq. 7.6–7.9; :func:`sampled_gradient_z` and
+  :func:`sampled_gradient_error` test the sampler's unbiasedness by drawing minibatches.
 * :func:`simulate_issgd` trains with ISSGD or SGD on one process, with weights that are
   refreshed every ``refresh_every`` steps (a deterministic model of the workers'
   staleness), logging the three traces of Fig. 7.4.
@@ -374,26 +374,18 @@ def importance_loss(per_example_losses: torch.Tensor, scale: torch.Tensor) -> to
     return (scale.detach() * per_example_losses).mean()
 
 
-def sampled_gradient_z(
+def _sampled_gradients(
     model: nn.Module,
     loss_fn: LossFn,
     x: torch.Tensor,
     y: torch.Tensor,
-    weights: torch.Tensor,
-    *,
-    minibatch: int = 16,
-    draws: int = 2000,
-    generator: torch.Generator | None = None,
-    reweight: bool = True,
-) -> tuple[torch.Tensor, int]:
-    """z-scores of the mean of ``draws`` sampled minibatch gradients against μ, coordinate by coordinate.
-
-    Each draw goes through the real sampler: :func:`importance_minibatch` with ``weights``, then the
-    gradient of :func:`importance_loss` (§7.4.1). Unbiased, (mean − μ)/SE is near N(0, 1) per
-    coordinate. Coordinates that are zero in μ and in every draw (the weights of always-zero inputs,
-    dead units) carry no test and are left out; their number is returned beside the z-scores.
-    ``reweight=False`` drops the factor mean(ω̃)/ω̃ (a biased estimator: the control).
-    """
+    weights: object,
+    minibatch: object,
+    draws: object,
+    generator: object,
+    reweight: object,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """μ, and the mean, the mean square and the nonzero mask of ``draws`` sampled minibatch gradients."""
     check_batch(model, loss_fn, x, y)
     weights = _weights("weights", weights)
     if weights.shape != (x.shape[0],):
@@ -420,10 +412,72 @@ def sampled_gradient_z(
         total += g
         total_sq += g * g
         nonzero |= g != 0
-    mean = total / draws
-    std_err = ((total_sq / draws - mean**2).clamp_min(0) * draws / (draws - 1)).sqrt() / math.sqrt(draws)
+    return mu, total / draws, total_sq / draws, nonzero, minibatch
+
+
+def sampled_gradient_z(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    minibatch: int = 16,
+    draws: int = 2000,
+    generator: torch.Generator | None = None,
+    reweight: bool = True,
+) -> tuple[torch.Tensor, int]:
+    """z-scores of the mean of ``draws`` sampled minibatch gradients against μ, coordinate by coordinate.
+
+    Each draw goes through the real sampler: :func:`importance_minibatch` with ``weights``, then the
+    gradient of :func:`importance_loss` (§7.4.1). Unbiased, (mean − μ)/SE is near N(0, 1) per
+    coordinate. Coordinates that are zero in μ and in every draw (the weights of always-zero inputs,
+    dead units) carry no test and are left out; their number is returned beside the z-scores.
+    ``reweight=False`` drops the factor mean(ω̃)/ω̃ (a biased estimator: the control).
+    """
+    mu, mean, mean_sq, nonzero, _ = _sampled_gradients(
+        model, loss_fn, x, y, weights, minibatch, draws, generator, reweight
+    )
+    std_err = ((mean_sq - mean**2).clamp_min(0) * draws / (draws - 1)).sqrt() / math.sqrt(draws)
     z = (mean - mu)[nonzero] / std_err[nonzero].clamp_min(1e-300)
     return z, int((~nonzero).sum())
+
+
+def sampled_gradient_error(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    minibatch: int = 16,
+    draws: int = 2000,
+    generator: torch.Generator | None = None,
+    reweight: bool = True,
+) -> float:
+    """‖ḡ − μ‖² / (Tr Σ(q) / (M R)): the squared error of the mean ḡ of R = ``draws`` sampled minibatch
+    gradients, over what it is in expectation if the sampler is unbiased (eq. 7.6, exact norms).
+
+    Unbiased, its expectation is exactly 1 whatever the distribution of the draws, so by Markov's
+    inequality P(ratio > a) ≤ 1/a: an assumption-free test, unlike per-coordinate z-scores, whose
+    Gaussian tails fail for sparse, skewed coordinates. A bias b adds ‖b‖² M R / Tr Σ. Arguments as in
+    :func:`sampled_gradient_z` (``reweight=False``: the biased control).
+    """
+    mu, mean, _, _, m = _sampled_gradients(
+        model, loss_fn, x, y, weights, minibatch, draws, generator, reweight
+    )
+    norms = _grad_norms(model, loss_fn, x, y, exact_method(model)).double()
+    expected = trace_covariance(norms, weights.double(), mean_grad_sq=float(mu.pow(2).sum()), minibatch=m)
+    return float((mean - mu).pow(2).sum()) / (expected / draws)
+
+
+def exact_method(model: nn.Module) -> str:
+    """The cheaper exact method for ``model``'s norms: ``"fc"`` (Proposition 3) when every layer
+    with parameters is ``nn.Linear``, else ``"vmap"``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    owners = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    return "fc" if all(isinstance(m, nn.Linear) for m in owners) else "vmap"
 
 
 def trace_covariance(

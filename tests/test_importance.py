@@ -173,6 +173,22 @@ def test_importance_sampled_gradient_is_unbiased_and_the_unweighted_control_is_n
     assert torch.equal(scale, torch.ones(8))
 
 
+def test_sampled_gradient_error_is_about_1_unbiased_and_large_for_the_unweighted_control():
+    """E[ratio] = 1 exactly if unbiased, so P(ratio > 100) ≤ 1 % (Markov); the control's bias makes it huge.
+
+    Also the choice of method: Prop. 3 for this all-Linear model, vmap for a convolution.
+    """
+    x, y = _data(50, (6,))
+    weights = imp.per_example_grad_norms(_mlp(seed=7), imp.cross_entropy, x, y) + 0.01
+    kwargs = dict(minibatch=32, draws=4000)
+    ratio = imp.sampled_gradient_error(_mlp(), imp.cross_entropy, x, y, weights, **kwargs,
+                                       generator=runtime.generator(0))  # fmt: skip
+    control = imp.sampled_gradient_error(_mlp(), imp.cross_entropy, x, y, weights, **kwargs,
+                                         generator=runtime.generator(0), reweight=False)  # fmt: skip
+    assert ratio < 100 < control, (ratio, control)
+    assert imp.exact_method(_mlp()) == "fc" and imp.exact_method(_conv()) == "vmap"
+
+
 def _enumerated_trace(grads: np.ndarray, w: np.ndarray) -> float:
     """Exact Tr Cov of ĝ = mean(w)/w_i · g_i, i ~ w/Σw, by enumerating the N outcomes."""
     p = w / w.sum()
