@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -380,11 +381,12 @@ def _sampled_gradients(
     x: torch.Tensor,
     y: torch.Tensor,
     weights: object,
-    minibatch: object,
-    draws: object,
-    generator: object,
-    reweight: object,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    *,
+    minibatch: object = 16,
+    draws: object = 2000,
+    generator: object = None,
+    reweight: object = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
     """μ, and the mean, the mean square and the nonzero mask of ``draws`` sampled minibatch gradients."""
     check_batch(model, loss_fn, x, y)
     weights = _weights("weights", weights)
@@ -412,7 +414,7 @@ def _sampled_gradients(
         total += g
         total_sq += g * g
         nonzero |= g != 0
-    return mu, total / draws, total_sq / draws, nonzero, minibatch
+    return mu, total / draws, total_sq / draws, nonzero, minibatch, draws
 
 
 def sampled_gradient_z(
@@ -435,37 +437,26 @@ def sampled_gradient_z(
     dead units) carry no test and are left out; their number is returned beside the z-scores.
     ``reweight=False`` drops the factor mean(ω̃)/ω̃ (a biased estimator: the control).
     """
-    mu, mean, mean_sq, nonzero, _ = _sampled_gradients(
-        model, loss_fn, x, y, weights, minibatch, draws, generator, reweight
-    )
+    sampling = dict(minibatch=minibatch, draws=draws, generator=generator, reweight=reweight)
+    mu, mean, mean_sq, nonzero, _, draws = _sampled_gradients(model, loss_fn, x, y, weights, **sampling)
     std_err = ((mean_sq - mean**2).clamp_min(0) * draws / (draws - 1)).sqrt() / math.sqrt(draws)
     z = (mean - mu)[nonzero] / std_err[nonzero].clamp_min(1e-300)
     return z, int((~nonzero).sum())
 
 
 def sampled_gradient_error(
-    model: nn.Module,
-    loss_fn: LossFn,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    weights: torch.Tensor,
-    *,
-    minibatch: int = 16,
-    draws: int = 2000,
-    generator: torch.Generator | None = None,
-    reweight: bool = True,
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, **kw: Any
 ) -> float:
     """‖ḡ − μ‖² / (Tr Σ(q) / (M R)): the squared error of the mean ḡ of R = ``draws`` sampled minibatch
     gradients, over what it is in expectation if the sampler is unbiased (eq. 7.6, exact norms).
 
     Unbiased, its expectation is exactly 1 whatever the distribution of the draws, so by Markov's
     inequality P(ratio > a) ≤ 1/a: an assumption-free test, unlike per-coordinate z-scores, whose
-    Gaussian tails fail for sparse, skewed coordinates. A bias b adds ‖b‖² M R / Tr Σ. Arguments as in
-    :func:`sampled_gradient_z` (``reweight=False``: the biased control).
+    Gaussian tails fail for sparse, skewed coordinates. A bias b adds ‖b‖² M R / Tr Σ. Keywords ``kw``:
+    ``minibatch`` (16), ``draws`` (2000), ``generator`` and ``reweight`` (``True``; ``False`` is the
+    biased control), as in :func:`sampled_gradient_z`.
     """
-    mu, mean, _, _, m = _sampled_gradients(
-        model, loss_fn, x, y, weights, minibatch, draws, generator, reweight
-    )
+    mu, mean, _, _, m, draws = _sampled_gradients(model, loss_fn, x, y, weights, **kw)
     norms = _grad_norms(model, loss_fn, x, y, exact_method(model)).double()
     expected = trace_covariance(norms, weights.double(), mean_grad_sq=float(mu.pow(2).sum()), minibatch=m)
     return float((mean - mu).pow(2).sum()) / (expected / draws)
