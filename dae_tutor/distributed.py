@@ -131,8 +131,7 @@ def worker_main(
         raise ValueError(f"rank must be in [0, {min(n_workers, len(bounds))}), got {rank}")
     runtime.set_threads(1)
     loss_fn = imp.loss_by_name(loss)
-    owners = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-    method = "fc" if all(isinstance(m, nn.Linear) for m in owners) else "vmap"
+    method = imp.exact_method(model)
     mine = list(range(rank, len(bounds), n_workers))
     store = connect(url, timeout=timeout, prefix=prefix)
     dtype = next(model.parameters()).dtype
@@ -170,7 +169,14 @@ class RunResult:
 
     ``log_*`` lists have one entry per logged step; ages are in master steps (how many steps
     old the parameters were that produced the weights in use) and ``log_fresh`` is the fraction
-    of examples whose weight came from a worker. ``restarts`` lists (step, rank, exit code).
+    of examples whose weight in use came from a worker (and is not older than ``max_age``).
+    ``log_drawn_weighted`` and ``log_drawn_age`` describe the minibatch draws since the previous
+    log: the fraction whose weight came from a worker and their mean age. ``restarts`` lists
+    (step, rank, exit code). With ``measure=True``, ``log_full_loss`` and the three traces of eq. 7.6
+    (M = 1) at the logged step's parameters: the exact norms (``log_trace_ideal``, eq. 7.7), the
+    master's weights of that moment (``log_trace_actual``, eq. 7.9) and uniform (eq. 7.8).
+    Times (``wall_s``, ``log_time``) leave these measurements out; ``examples_per_s`` is the
+    master's end-to-end throughput: pushes, reads, barriers and training steps.
     """
 
     steps: int
@@ -187,6 +193,13 @@ class RunResult:
     log_age_median: list[float] = field(default_factory=list)
     log_age_max: list[float] = field(default_factory=list)
     log_fresh: list[float] = field(default_factory=list)
+    log_drawn_weighted: list[float] = field(default_factory=list)  # share of draws with a worker's weight
+    log_drawn_age: list[float] = field(default_factory=list)  # their mean age (master steps)
+    log_full_loss: list[float] = field(default_factory=list)  # measure=True: on all of (x, y)
+    log_trace_ideal: list[float] = field(default_factory=list)  # eq. 7.7
+    log_trace_actual: list[float] = field(default_factory=list)  # eq. 7.9, the weights in use
+    log_trace_uniform: list[float] = field(default_factory=list)  # eq. 7.8
+    drawn_weighted: int = 0  # minibatch draws, over the run, whose weight came from a worker
     restarts: list[tuple[int, int, int]] = field(default_factory=list)
     updates_per_rank: dict[int, int] = field(default_factory=dict)
     last_update_step: dict[int, int] = field(default_factory=dict)  # master step of each rank's last update
@@ -254,6 +267,8 @@ def run_distributed(
     push_every: int = 20,
     read_every: int = 5,
     smoothing: float = 0.1,
+    max_age: int | None = None,
+    measure: bool = False,
     n_shards: int | None = None,
     seed: int = 0,
     timeout: float = DEFAULT_TIMEOUT_S,
@@ -277,6 +292,11 @@ def run_distributed(
         read_every: master steps between reads of the weights.
         smoothing: κ; the master samples with ω̃_n + κ · mean(ω̃) (app. 7.A.5). Examples with no
             weight yet use the mean of the known ones, so every weight is positive.
+        max_age: the staleness threshold of app. 7.A.3, in master steps: a weight computed from
+            parameters older than that is dropped, and its example falls back to the fill value
+            (the mean of the kept ones), as if it had none; ``None`` keeps every weight.
+        measure: at every logged step, also compute the exact per-example norms on the master and
+            log the full training loss and the three traces (slower; left out of the times).
         n_shards: how many pieces the workers write (default 4 per worker, at most 256 examples each).
         timeout: seconds any store operation, barrier or shutdown may take before
             :class:`~dae_tutor.stores.StoreError`.
@@ -290,8 +310,9 @@ def run_distributed(
     The master trains on the device of ``model`` and ``x``; the workers compute on CPU copies.
 
     Returns:
-        a :class:`RunResult`; the master's full training loss before and after, its throughput
-        (examples per second through the training loop), staleness, restarts.
+        a :class:`RunResult`; the master's full training loss before and after, its throughput,
+        staleness, restarts. Raises :class:`~dae_tutor.stores.StoreError` if there were workers but
+        no minibatch was ever drawn with a worker's weight (the run would have been plain SGD).
     """
     loss_fn = imp.loss_by_name(loss)
     imp.check_batch(model, loss_fn, x, y)
@@ -307,6 +328,9 @@ def run_distributed(
     smoothing = checks.positive_float("smoothing", smoothing, allow_zero=True)
     timeout = checks.positive_float("timeout", timeout)
     log_every = checks.positive_int("log_every", log_every)
+    if max_age is not None:
+        max_age = checks.nonnegative_int("max_age", max_age)
+    checks.boolean("measure", measure)
     parse_store_url(store)
     n = x.shape[0]
     n_shards = default_shards(n, workers) if n_shards is None else n_shards
@@ -332,7 +356,9 @@ def run_distributed(
     updates: dict[int, int] = {}
     last_update: dict[int, int] = {}
     now = [0]  # the master's current step, for last_update
-    result_logs: dict[str, list] = {k: [] for k in ("step", "time", "loss", "age_median", "age_max", "fresh")}
+    logged = ("step", "time", "loss", "age_median", "age_max", "fresh", "drawn_weighted", "drawn_age")
+    traces = ("full_loss", "trace_ideal", "trace_actual", "trace_uniform")
+    result_logs: dict[str, list] = {k: [] for k in (*logged, *traces)}
 
     def push(step: int) -> None:
         db.set("params", _pack_params(model, step))
@@ -365,16 +391,36 @@ def run_distributed(
                 )
             time.sleep(POLL_S)
 
-    def sampling_weights() -> torch.Tensor:
-        known = ~torch.isnan(norms)
+    def kept() -> torch.Tensor:
+        """The examples whose weight came from a worker and passes the staleness threshold."""
+        ok = made_at >= 0
+        return ok if max_age is None else ok & (now[0] - made_at <= max_age)
+
+    def sampling_weights() -> tuple[torch.Tensor, torch.Tensor]:
+        """The smoothed weights to sample with, and which examples have a worker's weight in them."""
+        known = kept()
         fill = float(norms[known].mean()) if bool(known.any()) else 1.0
         w = torch.where(known, norms, torch.full_like(norms, fill))
         if not bool((w > 0).any()):
             w = torch.ones_like(w)
-        return imp.smooth_weights(w, smoothing * float(w.mean()))
+        return imp.smooth_weights(w, smoothing * float(w.mean())), known
 
+    def measured(step: int) -> None:
+        """Full loss and eq. 7.6's traces at the current parameters, with the weights now in use."""
+        exact = imp.per_example_grad_norms(model, loss_fn, x, y, method=method)
+        mu_sq = float(imp.flat_grad(model, loss_fn, x, y).double().pow(2).sum())
+        with torch.no_grad():
+            result_logs["full_loss"].append(float(loss_fn(model(x), y).mean()))
+        result_logs["trace_ideal"].append(
+            imp.trace_covariance(exact, exact.clamp_min(1e-30), mean_grad_sq=mu_sq)
+        )
+        result_logs["trace_actual"].append(imp.trace_covariance(exact, weights.to(exact), mean_grad_sq=mu_sq))
+        result_logs["trace_uniform"].append(imp.trace_covariance(exact, mean_grad_sq=mu_sq))
+
+    method = imp.exact_method(model)
     pool = None
-    t_train = 0.0
+    t_measure = 0.0  # seconds spent on measure=True's traces, left out of every time reported
+    drawn = {"weighted": 0, "since_log": 0, "weighted_since_log": 0, "age_sum": 0.0}
     start = time.perf_counter()
     try:
         push(0)
@@ -398,41 +444,51 @@ def run_distributed(
             )
 
         pool = _Workers(local_workers, worker_args, start_method, max_restarts)
-        weights = sampling_weights()
+        weights, in_use = sampling_weights()
         running = math.nan
         # Not train.train_loop: between steps the master pushes parameters, reads the workers'
-        # weights and restarts dead workers, and it times the training steps alone.
+        # weights and restarts dead workers.
         for step in tqdm(range(steps), desc=f"ISSGD master ({workers} workers)", disable=not progress):
             now[0] = step
             if step % push_every == 0 and step > 0:
                 push(step)
             if mode == "exact" and step % push_every == 0:
                 barrier(step)
-                weights = sampling_weights()
+                weights, in_use = sampling_weights()
             elif step % read_every == 0 and workers:
                 read()
                 pool.check(step, restart)
-                weights = sampling_weights()
-            tick = time.perf_counter()
+                weights, in_use = sampling_weights()
             idx, scale = (t.to(x.device) for t in imp.importance_minibatch(weights, minibatch, gen))
+            from_worker = in_use[idx.cpu()]
+            drawn["since_log"] += minibatch
+            drawn["weighted_since_log"] += int(from_worker.sum())
+            drawn["age_sum"] += float((step - made_at[idx.cpu()][from_worker]).sum())
             opt.zero_grad(set_to_none=True)
             batch_loss = imp.importance_loss(loss_fn(model(x[idx]), y[idx]), scale)
             batch_loss.backward()
             opt.step()
-            t_train += time.perf_counter() - tick
             value = float(batch_loss.detach())
             if not math.isfinite(value):
                 raise DivergenceError(step, value, steps, "run_distributed (minibatch loss)")
             running = value if math.isnan(running) else 0.9 * running + 0.1 * value
             if step % log_every == 0 or step == steps - 1:
-                known = made_at >= 0
-                ages = (step - made_at[known]).double()
+                ages = (step - made_at[in_use]).double()
                 result_logs["step"].append(step)
-                result_logs["time"].append(time.perf_counter() - start)
+                result_logs["time"].append(time.perf_counter() - start - t_measure)
                 result_logs["loss"].append(running)
                 result_logs["age_median"].append(float(ages.median()) if ages.numel() else math.nan)
                 result_logs["age_max"].append(float(ages.max()) if ages.numel() else math.nan)
-                result_logs["fresh"].append(float(known.double().mean()))
+                result_logs["fresh"].append(float(in_use.double().mean()))
+                hits = drawn["weighted_since_log"]
+                result_logs["drawn_weighted"].append(hits / drawn["since_log"])
+                result_logs["drawn_age"].append(drawn["age_sum"] / hits if hits else math.nan)
+                drawn["weighted"] += hits
+                drawn.update(since_log=0, weighted_since_log=0, age_sum=0.0)
+                if measure:
+                    tick = time.perf_counter()
+                    measured(step)
+                    t_measure += time.perf_counter() - tick
                 if callback is not None:
                     info = {k: result_logs[k][-1] for k in ("loss", "age_median", "fresh")}
                     callback(step, {**info, "pids": pool.pids})
@@ -449,7 +505,12 @@ def run_distributed(
         except StoreError:
             pass
         db.close()
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start - t_measure
+    if workers and drawn["weighted"] == 0:
+        raise StoreError(
+            f"no minibatch draw in {steps} steps used a worker's weight (workers alive at the end: "
+            f"{pool.alive}; shard updates received {updates}): the run was plain SGD"
+        )
     with torch.no_grad():
         final = float(loss_fn(model(x), y).mean())
     params_ok = all(bool(torch.isfinite(p).all()) for p in model.parameters())
@@ -465,13 +526,9 @@ def run_distributed(
         initial_loss=initial,
         final_loss=final,
         wall_s=wall,
-        examples_per_s=steps * minibatch / max(t_train, 1e-9),
-        log_step=result_logs["step"],
-        log_time=result_logs["time"],
-        log_loss=result_logs["loss"],
-        log_age_median=result_logs["age_median"],
-        log_age_max=result_logs["age_max"],
-        log_fresh=result_logs["fresh"],
+        examples_per_s=steps * minibatch / max(wall, 1e-9),
+        **{f"log_{key}": values for key, values in result_logs.items()},
+        drawn_weighted=drawn["weighted"],
         restarts=pool.restarts,
         updates_per_rank=updates,
         last_update_step=last_update,

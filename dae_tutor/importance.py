@@ -24,7 +24,8 @@ for constant weights (eq. 7.8), and called "stale" when ω̃ comes from old para
   (the reference).
 * :func:`smooth_weights`, :func:`importance_minibatch` and :func:`importance_loss` are the
   sampler of §7.4.1 with the smoothing constant of app. 7.A.5.
-* :func:`trace_covariance` evaluates eq. 7.6–7.9.
+* :func:`trace_covariance` evaluates eq. 7.6–7.9; :func:`sampled_gradient_z` and
+  :func:`sampled_gradient_error` test the sampler's unbiasedness by drawing minibatches.
 * :func:`simulate_issgd` trains with ISSGD or SGD on one process, with weights that are
   refreshed every ``refresh_every`` steps (a deterministic model of the workers'
   staleness), logging the three traces of Fig. 7.4.
@@ -37,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -373,6 +375,102 @@ def importance_loss(per_example_losses: torch.Tensor, scale: torch.Tensor) -> to
     return (scale.detach() * per_example_losses).mean()
 
 
+def _sampled_gradients(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: object,
+    *,
+    minibatch: object = 16,
+    draws: object = 2000,
+    generator: object = None,
+    reweight: object = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
+    """μ, and the mean, the mean square and the nonzero mask of ``draws`` sampled minibatch gradients."""
+    check_batch(model, loss_fn, x, y)
+    weights = _weights("weights", weights)
+    if weights.shape != (x.shape[0],):
+        raise ValueError(
+            f"weights must have shape ({x.shape[0]},), one per example, got {tuple(weights.shape)}"
+        )
+    minibatch = checks.positive_int("minibatch", minibatch)
+    draws = checks.positive_int("draws", draws)
+    if draws < 2:
+        raise ValueError(f"draws must be >= 2 (a standard error needs two), got {draws}")
+    checks.generator("generator", generator, like=weights)
+    checks.boolean("reweight", reweight)
+    params = [p for p in model.parameters() if p.requires_grad]
+    mu = _flat_grad(model, loss_fn, x, y).double()
+    total, total_sq = torch.zeros_like(mu), torch.zeros_like(mu)
+    nonzero = mu != 0
+    for _ in range(draws):
+        idx, scale = importance_minibatch(weights, minibatch, generator)
+        scale = scale if reweight else torch.ones_like(scale)
+        with torch.enable_grad():
+            loss = importance_loss(_per_example_losses(loss_fn, model(x[idx]), y[idx]), scale)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        g = _flatten(params, grads).double()
+        total += g
+        total_sq += g * g
+        nonzero |= g != 0
+    return mu, total / draws, total_sq / draws, nonzero, minibatch, draws
+
+
+def sampled_gradient_z(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    minibatch: int = 16,
+    draws: int = 2000,
+    generator: torch.Generator | None = None,
+    reweight: bool = True,
+) -> tuple[torch.Tensor, int]:
+    """z-scores of the mean of ``draws`` sampled minibatch gradients against μ, coordinate by coordinate.
+
+    Each draw goes through the real sampler: :func:`importance_minibatch` with ``weights``, then the
+    gradient of :func:`importance_loss` (§7.4.1). Unbiased, (mean − μ)/SE is near N(0, 1) per
+    coordinate. Coordinates that are zero in μ and in every draw (the weights of always-zero inputs,
+    dead units) carry no test and are left out; their number is returned beside the z-scores.
+    ``reweight=False`` drops the factor mean(ω̃)/ω̃ (a biased estimator: the control).
+    """
+    sampling = dict(minibatch=minibatch, draws=draws, generator=generator, reweight=reweight)
+    mu, mean, mean_sq, nonzero, _, draws = _sampled_gradients(model, loss_fn, x, y, weights, **sampling)
+    std_err = ((mean_sq - mean**2).clamp_min(0) * draws / (draws - 1)).sqrt() / math.sqrt(draws)
+    z = (mean - mu)[nonzero] / std_err[nonzero].clamp_min(1e-300)
+    return z, int((~nonzero).sum())
+
+
+def sampled_gradient_error(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, **kw: Any
+) -> float:
+    """‖ḡ − μ‖² / (Tr Σ(q) / (M R)): the squared error of the mean ḡ of R = ``draws`` sampled minibatch
+    gradients, over what it is in expectation if the sampler is unbiased (eq. 7.6, exact norms).
+
+    Unbiased, its expectation is exactly 1 whatever the distribution of the draws, so by Markov's
+    inequality P(ratio > a) ≤ 1/a: an assumption-free test, unlike per-coordinate z-scores, whose
+    Gaussian tails fail for sparse, skewed coordinates. A bias b adds ‖b‖² M R / Tr Σ. Keywords ``kw``:
+    ``minibatch`` (16), ``draws`` (2000), ``generator`` and ``reweight`` (``True``; ``False`` is the
+    biased control), as in :func:`sampled_gradient_z`.
+    """
+    mu, mean, _, _, m, draws = _sampled_gradients(model, loss_fn, x, y, weights, **kw)
+    norms = _grad_norms(model, loss_fn, x, y, exact_method(model)).double()
+    expected = trace_covariance(norms, weights.double(), mean_grad_sq=float(mu.pow(2).sum()), minibatch=m)
+    return float((mean - mu).pow(2).sum()) / (expected / draws)
+
+
+def exact_method(model: nn.Module) -> str:
+    """The cheaper exact method for ``model``'s norms: ``"fc"`` (Proposition 3) when every layer
+    with parameters is ``nn.Linear``, else ``"vmap"``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    owners = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    return "fc" if all(isinstance(m, nn.Linear) for m in owners) else "vmap"
+
+
 def trace_covariance(
     grad_norms: torch.Tensor,
     weights: torch.Tensor | None = None,
@@ -430,6 +528,11 @@ def _flat_grad(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tens
     with torch.enable_grad():
         loss = _per_example_losses(loss_fn, model(x), y).mean()
         grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return _flatten(params, grads)
+
+
+def _flatten(params: list[torch.Tensor], grads: tuple[torch.Tensor | None, ...]) -> torch.Tensor:
+    """The gradients as one vector, zeros for parameters that did not reach the loss."""
     flat = [(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads, strict=True)]
     return torch.cat(flat)
 
@@ -461,12 +564,46 @@ class History:
     loss: list[float] = field(default_factory=list)  # full training loss
     error: list[float] = field(default_factory=list)  # training classification error (if any)
     trace_ideal: list[float] = field(default_factory=list)  # eq. 7.7, M = 1
-    trace_stale: list[float] = field(default_factory=list)  # eq. 7.9 with the weights in use
+    trace_stale: list[float] = field(default_factory=list)  # eq. 7.9, the weights in use (inf: one is 0)
     trace_uniform: list[float] = field(default_factory=list)  # eq. 7.8
     max_scale: list[float] = field(default_factory=list)  # largest mean(ω̃)/ω̃_i drawn since the last log
     mean_grad_sq: list[float] = field(default_factory=list)  # ‖μ‖²
     norms_now: list[torch.Tensor] = field(default_factory=list)  # ‖g_n‖ at the logged step
     norms_old: list[torch.Tensor] = field(default_factory=list)  # the unsmoothed weights in use then
+    age: list[int] = field(default_factory=list)  # steps since those weights were computed (0: fresh)
+
+
+def _log_step(
+    hist: History,
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    step: int,
+    norms: torch.Tensor,
+    weights: torch.Tensor,
+    old: torch.Tensor | None,
+    max_scale: float,
+) -> None:
+    """Append to ``hist`` the loss, error and the three traces (M = 1) of ``weights`` at ``norms``."""
+    mu_sq = float(_flat_grad(model, loss_fn, x, y).double().pow(2).sum())
+    with torch.no_grad():
+        out = model(x)
+        loss = float(_per_example_losses(loss_fn, out, y).mean())
+        err = float((out.argmax(1) != y).double().mean()) if y.dtype == torch.long else math.nan
+    hist.step.append(step)
+    hist.loss.append(loss)
+    hist.error.append(err)
+    hist.trace_ideal.append(trace_covariance(norms, norms.clamp_min(1e-30), mean_grad_sq=mu_sq))
+    # A zero weight where the gradient is not zero: the example is never drawn, q misses part of g's
+    # support and the estimate is biased (Corollary 2 does not apply): an infinite trace, honestly.
+    missed = bool(((weights == 0) & (norms > 0)).any())
+    hist.trace_stale.append(math.inf if missed else trace_covariance(norms, weights, mean_grad_sq=mu_sq))
+    hist.trace_uniform.append(trace_covariance(norms, mean_grad_sq=mu_sq))
+    hist.max_scale.append(max_scale)
+    hist.mean_grad_sq.append(mu_sq)
+    hist.norms_now.append(norms.cpu())
+    hist.norms_old.append((weights if old is None else old).cpu())
 
 
 def simulate_issgd(
@@ -489,9 +626,13 @@ def simulate_issgd(
     """Train ``model`` in place by SGD with importance-sampled minibatches (or uniform ones).
 
     A deterministic model of the distributed run: the weights ω̃_n = ‖g_n‖ + c are recomputed
-    on the whole set every ``refresh_every`` steps from the parameters of that moment, so that
-    they are up to ``refresh_every − 1`` steps stale; ``refresh_every=1`` is the oracle of
-    §7.4.1. ``smoothing`` is c relative to the mean norm (c = κ · mean ‖g‖, app. 7.A.5).
+    on the whole set every ``refresh_every`` steps (and at step 0) from the parameters of that
+    moment, so that the steps sample with weights 0 to ``refresh_every − 1`` steps old;
+    ``refresh_every=1`` is the oracle of §7.4.1. ``smoothing`` is c relative to the mean norm
+    (c = κ · mean ‖g‖, app. 7.A.5). A logged step is logged *before* its refresh: its stale trace
+    (eq. 7.9) is that of the weights the previous step sampled with, evaluated at the current
+    parameters, and ``History.age`` says how many steps old they are (``refresh_every`` at a
+    logged refresh step, 0 at step 0).
     With ``importance=False`` the same loop draws uniform minibatches (plain SGD), still
     logging the traces. Raises :class:`~dae_tutor.errors.DivergenceError` as soon as a minibatch loss or a
     gradient norm is NaN or infinite.
@@ -509,9 +650,12 @@ def simulate_issgd(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr)
     hist = History()
-    weights = torch.ones(x.shape[0], device=x.device)
-    old = weights
+    weights, old, refreshed_at = torch.ones(x.shape[0], device=x.device), None, 0
     max_scale = 1.0
+
+    def smoothed(norms: torch.Tensor) -> torch.Tensor:
+        return smooth_weights(norms, smoothing * float(norms.mean()))
+
     # Not train.train_loop: each step draws from weights refreshed between steps, and the history
     # logs the state before a step (the weights then in use), which a loss-only loop does not see.
     for step in tqdm(range(steps + 1), desc="ISSGD" if importance else "SGD", disable=not progress):
@@ -523,26 +667,14 @@ def simulate_issgd(
                 raise DivergenceError(
                     step, float(bad[0]), steps, "simulate_issgd", what="a per-example gradient norm"
                 )
-        if refresh:
-            old = norms
-            weights = smooth_weights(norms, smoothing * float(norms.mean()))
-        if log:
-            mu_sq = float(_flat_grad(model, loss_fn, x, y).double().pow(2).sum())
-            with torch.no_grad():
-                out = model(x)
-                loss = float(_per_example_losses(loss_fn, out, y).mean())
-                err = float((out.argmax(1) != y).double().mean()) if y.dtype == torch.long else math.nan
-            hist.step.append(step)
-            hist.loss.append(loss)
-            hist.error.append(err)
-            hist.trace_ideal.append(trace_covariance(norms, norms.clamp_min(1e-30), mean_grad_sq=mu_sq))
-            hist.trace_stale.append(trace_covariance(norms, weights, mean_grad_sq=mu_sq))
-            hist.trace_uniform.append(trace_covariance(norms, mean_grad_sq=mu_sq))
-            hist.max_scale.append(max_scale)
-            hist.mean_grad_sq.append(mu_sq)
-            hist.norms_now.append(norms.cpu())
-            hist.norms_old.append(old.cpu())
+        if refresh and step == 0:  # the workers' first sweep: no step samples with unset weights
+            old, weights = norms, smoothed(norms)
+        if log:  # before this step's refresh: the weights the last step sampled with, ``age`` steps old
+            _log_step(hist, model, loss_fn, x, y, step, norms, weights, old, max_scale)
+            hist.age.append(step - refreshed_at if importance else 0)
             max_scale = 1.0
+        if refresh and step > 0:
+            old, refreshed_at, weights = norms, step, smoothed(norms)
         if step == steps:
             break
         idx, scale = importance_minibatch(weights, minibatch, generator)

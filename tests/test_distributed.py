@@ -95,17 +95,66 @@ def test_zero_workers_is_plain_sgd():
     res = dist.run_distributed(model, x, y, workers=0, steps=200, progress=False)
     assert res.final_loss < res.initial_loss
     assert res.log_fresh[-1] == 0.0 and torch.equal(res.weights, torch.full_like(res.weights, res.weights[0]))
+    assert res.drawn_weighted == 0 and res.examples_per_s == pytest.approx(200 * 32 / res.wall_s)
 
 
-def test_relaxed_weights_give_an_unbiased_gradient():
-    """Whatever stale weights the master holds, Σ_i P(i) scale_i g_i equals μ (exact enumeration)."""
+def test_relaxed_weights_sample_an_unbiased_gradient_and_came_from_the_workers():
+    """The weights the master held at the end of a relaxed run, through the real sampler (2,000 draws).
+
+    Every coordinate's mean within 4.5 standard errors of μ (about 1,500 coordinates: P(some |z| > 4.5)
+    ≈ 1,500 · 6.8e-6 ≈ 1 %, seed fixed); the unweighted control on the same weights fails it. And the
+    weights are the workers': most draws of the last logged stretch used a worker's weight.
+    """
     model, x, y = _problem(200)
-    res = dist.run_distributed(model, x, y, workers=2, steps=100, progress=False)
+    res = dist.run_distributed(model, x, y, workers=2, steps=300, progress=False)
+    assert res.drawn_weighted > 0 and res.log_drawn_weighted[-1] > 0.5
+    assert not torch.equal(res.weights, torch.full_like(res.weights, res.weights[0]))  # not uniform
     model64 = model.double()
-    g = imp.per_example_grads(model64, imp.cross_entropy, x.double(), y)
-    w = res.weights.double()
-    expect = ((w / w.sum())[:, None] * (w.mean() / w)[:, None] * g).sum(0)
-    torch.testing.assert_close(expect, g.mean(0), rtol=1e-10, atol=1e-12)
+    args = (model64, imp.cross_entropy, x.double(), y, res.weights.double())
+    z, _ = imp.sampled_gradient_z(*args, minibatch=8, generator=runtime.generator(0))
+    assert float(z.abs().max()) < 4.5
+    z_biased, _ = imp.sampled_gradient_z(*args, minibatch=8, generator=runtime.generator(0), reweight=False)
+    assert float(z_biased.abs().max()) > 4.5
+
+
+def test_a_run_whose_workers_never_deliver_fails_loudly():
+    """Two worker ranks, none started here (``local_workers=0``) nor elsewhere: plain SGD, so an error."""
+    model, x, y = _problem()
+    with pytest.raises(stores.StoreError, match="no minibatch draw in 50 steps used a worker's weight"):
+        dist.run_distributed(model, x, y, workers=2, local_workers=0, steps=50, progress=False)
+
+
+def test_the_staleness_threshold_drops_old_weights_and_falls_back_to_uniform():
+    """App. 7.A.3 in the exact mode (deterministic ages): push every 20 steps, read every 5, log at 35, 70.
+
+    At step 35 the weights are from the push of step 20 (age 15): a threshold of 10 drops them all
+    (no weight in use, uniform sampling); at step 70 they are from step 60 (age 10) and are kept.
+    The control without a threshold keeps them at both.
+    """
+    fresh = {}
+    for max_age in (10, None):
+        model, x, y = _problem()
+        res = dist.run_distributed(model, x, y, workers=2, mode="exact", steps=71, push_every=20,
+                                   read_every=5, log_every=35, max_age=max_age, progress=False)  # fmt: skip
+        assert res.log_step[:3] == [0, 35, 70]
+        fresh[max_age] = res.log_fresh[1:3]
+    assert fresh[10] == [0.0, 1.0] and fresh[None] == [1.0, 1.0]
+
+
+def test_measured_traces_are_those_of_the_weights_in_use():
+    """``measure=True``: at the last logged step, eq. 7.6 recomputed from the final model and weights."""
+    model, x, y = _problem()
+    res = dist.run_distributed(model, x, y, workers=2, steps=200, log_every=50, measure=True, progress=False)
+    assert len(res.log_trace_actual) == len(res.log_step) == len(res.log_full_loss)
+    norms = imp.per_example_grad_norms(model, imp.cross_entropy, x, y)
+    mu_sq = float(imp.flat_grad(model, imp.cross_entropy, x, y).double().pow(2).sum())
+    expect = imp.trace_covariance(norms, res.weights, mean_grad_sq=mu_sq)
+    assert res.log_trace_actual[-1] == pytest.approx(expect, rel=1e-9)
+    assert res.log_full_loss[-1] == pytest.approx(res.final_loss, rel=1e-6)
+    ordered = zip(res.log_trace_ideal, res.log_trace_actual, res.log_trace_uniform, strict=True)
+    assert all(i <= a and i <= u for i, a, u in ordered)  # Theorem 1
+    sgd = dist.run_distributed(model, x, y, workers=0, steps=100, log_every=50, measure=True, progress=False)
+    assert sgd.log_trace_actual == pytest.approx(sgd.log_trace_uniform, rel=1e-9)  # equal weights
 
 
 def _has_exited(pid: int) -> bool:
@@ -149,6 +198,10 @@ def test_a_worker_killed_by_sigkill_is_restarted_and_rejoins(tcp_url):
     _check_trained(res)
     assert res.restarts == [(55, 0, -signal.SIGKILL)]
     assert res.last_update_step[0] > 55  # the restarted worker rejoined and its weights were read
+    # The master sampled with the workers' weights, and at the end with ones the dead worker never computed:
+    # its shards would be at least 299 − 50 steps old without the rejoin.
+    assert res.drawn_weighted > 0 and res.log_drawn_weighted[-1] == 1.0
+    assert res.log_age_max[-1] < 299 - 50 and res.log_drawn_age[-1] < 299 - 50
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 

@@ -1,6 +1,7 @@
 """dae_tutor.importance: per-example norms three ways, the unbiased sampler, eq. 7.6–7.9."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -148,28 +149,44 @@ def test_last_layer_norm_is_softmax_minus_onehot():
     torch.testing.assert_close(imp.last_layer_grad_norms(model, imp.cross_entropy, x, y), expect)
 
 
-def test_importance_sampled_gradient_is_unbiased():
+def test_importance_sampled_gradient_is_unbiased_and_the_unweighted_control_is_not():
     """Mean of 2,000 IS minibatch gradients within 4 standard errors of μ, every coordinate.
 
     With ~200 coordinates and Gaussian means, P(some |z| > 4) ≈ 200 · 6.3e-5 ≈ 1 %; the seed is fixed.
+    The control samples with the same unequal weights but drops the factor mean(ω̃)/ω̃: it is biased
+    towards the high-weight examples, and the same test fails it. An input that is always 0 makes the
+    first layer's 12 weights on it zero in μ and in every draw: they are left out, not counted as z = 0.
     """
-    model = _mlp()
     x, y = _data(50, (6,))
+    x[:, 0] = 0.0
     weights = imp.per_example_grad_norms(_mlp(seed=7), imp.cross_entropy, x, y) + 0.01  # stale, unequal
-    gen = runtime.generator(0)
-    params = list(model.parameters())
-    draws = []
-    for _ in range(2000):
-        idx, scale = imp.importance_minibatch(weights, 8, gen)
-        loss = imp.importance_loss(imp.cross_entropy(model(x[idx]), y[idx]), scale)
-        draws.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]))
-    draws = torch.stack(draws)
-    mu = imp.flat_grad(model, imp.cross_entropy, x, y)
-    se = draws.std(0) / np.sqrt(len(draws))
-    assert bool(((draws.mean(0) - mu).abs() <= 4 * se + 1e-12).all())
+    z, excluded = imp.sampled_gradient_z(_mlp(), imp.cross_entropy, x, y, weights, minibatch=8,
+                                         generator=runtime.generator(0))  # fmt: skip
+    n_params = sum(p.numel() for p in _mlp().parameters())
+    assert excluded == 12 and z.numel() == n_params - 12
+    assert float(z.abs().max()) <= 4
+    z_biased, _ = imp.sampled_gradient_z(_mlp(), imp.cross_entropy, x, y, weights, minibatch=8,
+                                         generator=runtime.generator(0), reweight=False)  # fmt: skip
+    assert float(z_biased.abs().max()) > 5  # unbiased, P(max > 5) ≈ 200 · 5.7e-7 ≈ 1e-4
     # and uniform weights give scale 1 exactly (the §7.4.1 sanity check)
-    _, scale = imp.importance_minibatch(torch.full((50,), 3.0), 8, gen)
+    _, scale = imp.importance_minibatch(torch.full((50,), 3.0), 8, runtime.generator(0))
     assert torch.equal(scale, torch.ones(8))
+
+
+def test_sampled_gradient_error_is_about_1_unbiased_and_large_for_the_unweighted_control():
+    """E[ratio] = 1 exactly if unbiased, so P(ratio > 100) ≤ 1 % (Markov); the control's bias makes it huge.
+
+    Also the choice of method: Prop. 3 for this all-Linear model, vmap for a convolution.
+    """
+    x, y = _data(50, (6,))
+    weights = imp.per_example_grad_norms(_mlp(seed=7), imp.cross_entropy, x, y) + 0.01
+    kwargs = dict(minibatch=32, draws=4000)
+    ratio = imp.sampled_gradient_error(_mlp(), imp.cross_entropy, x, y, weights, **kwargs,
+                                       generator=runtime.generator(0))  # fmt: skip
+    control = imp.sampled_gradient_error(_mlp(), imp.cross_entropy, x, y, weights, **kwargs,
+                                         generator=runtime.generator(0), reweight=False)  # fmt: skip
+    assert ratio < 100 < control, (ratio, control)
+    assert imp.exact_method(_mlp()) == "fc" and imp.exact_method(_conv()) == "vmap"
 
 
 def _enumerated_trace(grads: np.ndarray, w: np.ndarray) -> float:
@@ -210,24 +227,49 @@ def test_smoothing_tends_to_sgd_and_raises_entropy():
     assert entropies[-1] == pytest.approx(np.log(40), rel=1e-6)
 
 
-def test_simulation_with_importance_trains_and_orders_the_traces():
-    model = _mlp(dtype=torch.float32)
+def _simulate(**kwargs) -> imp.History:
     x, y = _data(200, (6,))
-    x = x.float()
-    hist = imp.simulate_issgd(
-        model,
-        imp.cross_entropy,
-        x,
-        y,
-        steps=150,
-        lr=0.1,
-        refresh_every=10,
-        log_every=50,
-        generator=runtime.generator(0),
+    return imp.simulate_issgd(
+        _mlp(dtype=torch.float32), imp.cross_entropy, x.float(), y, generator=runtime.generator(0), **kwargs
     )
-    assert hist.step == [0, 50, 100, 150]
+
+
+def test_simulation_trains_and_logs_the_weights_in_use_with_their_age():
+    """Defaults (refresh 50, log 50, no smoothing): each logged step after the first sees 50-step-old weights.
+
+    Their trace (eq. 7.9) must then exceed the oracle's (Theorem 1 makes it >=, equality only for weights
+    proportional to the current norms); the control is step 0, where the weights are fresh (age 0) and
+    the stale trace *is* the oracle's.
+    """
+    hist = _simulate(steps=150, lr=0.1)
+    assert hist.step == [0, 50, 100, 150] and hist.age == [0, 50, 50, 50]
     assert hist.loss[-1] < hist.loss[0]
-    assert all(i <= s + 1e-9 for i, s in zip(hist.trace_ideal, hist.trace_stale, strict=True))
+    assert hist.trace_stale[0] == pytest.approx(hist.trace_ideal[0], rel=1e-9)  # the control: fresh weights
+    # Both traces come from the same norms in float64: 1e-6 is far above their round-off.
+    assert all(s > i * (1 + 1e-6) for i, s in zip(hist.trace_ideal[1:], hist.trace_stale[1:], strict=True))
+    logged = zip(hist.norms_now, hist.norms_old, hist.mean_grad_sq, hist.trace_stale, strict=True)
+    for now, old, mu2, stale in logged:
+        assert imp.trace_covariance(now, old, mean_grad_sq=mu2) == pytest.approx(stale, rel=1e-9)
+    assert all(i <= u for i, u in zip(hist.trace_ideal, hist.trace_uniform, strict=True))
+
+
+def test_older_weights_cost_more_variance_than_fresher_ones():
+    """Logged between refreshes (log 30, refresh 7 or 90), the ages follow the refresh grid, and the
+    excess of the stale trace over the oracle grows with them: refresh 1 is the near-oracle control."""
+    fresh, old = (_simulate(steps=180, lr=0.1, refresh_every=k, log_every=30) for k in (1, 90))
+    assert fresh.age == [0, *[1] * 6] and old.age == [0, 30, 60, 90, 30, 60, 90]
+    excess = [np.mean(np.array(h.trace_stale[1:]) / np.array(h.trace_ideal[1:]) - 1) for h in (fresh, old)]
+    assert excess[0] < excess[1] / 10, excess
+
+
+def test_a_zero_weight_gives_an_infinite_stale_trace():
+    """κ = 0 with a weight that was 0 when computed: that example is never drawn, eq. 7.6 does not apply."""
+    norms = torch.tensor([0.0, 1.0, 2.0])
+    hist = imp.History()
+    model, (x, y) = _mlp(dtype=torch.float32), _data(3, (6,))
+    imp._log_step(hist, model, imp.cross_entropy, x.float(), y, 0, norms, norms.flip(0), None, 1.0)
+    imp._log_step(hist, model, imp.cross_entropy, x.float(), y, 1, norms, norms + 1, None, 1.0)
+    assert hist.trace_stale[0] == float("inf") and math.isfinite(hist.trace_stale[1])
 
 
 def test_simulation_stops_on_divergence():

@@ -881,6 +881,26 @@ case(
 )
 WEIGHTS = torch.tensor([0.5, 1.0, 2.0, 0.1], dtype=torch.float64)
 WBAD = T(*F, "range", out=(-1.0,))
+case("importance.exact_method", importance.exact_method, lambda: dict(model=small_net()), model=MODULE)
+for fn in ("sampled_gradient_error", "sampled_gradient_z"):
+    case(
+        f"importance.{fn}",
+        getattr(importance, fn),
+        lambda: {
+            **BATCH_VALID(),
+            "weights": torch.linspace(0.5, 2.0, 6),
+            "minibatch": 2,
+            "draws": 3,
+            "generator": g(),
+            "reweight": True,
+        },
+        weights=WBAD,
+        minibatch=Int(),
+        draws=Int(),
+        generator=GEN,
+        reweight=BOOL,
+        **BATCH,
+    )
 case(
     "importance.smooth_weights",
     importance.smooth_weights,
