@@ -408,11 +408,16 @@ class _KroneckerPreconditioner:
         rotated /= self.sigma[:, None] * self.lam[None, :] + self.l2
         return self.u @ rotated @ self.q.T
 
+    def inverse_norm(self, v: torch.Tensor) -> torch.Tensor:
+        """vᵀ (A ⊗ G + l2 I)⁻¹ v, in the eigenbases: half the cost of applying it."""
+        rotated = self.u.T @ v @ self.q
+        return (rotated.square() / (self.sigma[:, None] * self.lam[None, :] + self.l2)).sum()
+
 
 def _lbfgs_direction(
     grad: torch.Tensor,
     pairs: list[tuple[torch.Tensor, torch.Tensor]],
-    precondition: Callable[[torch.Tensor], torch.Tensor],
+    precondition: _KroneckerPreconditioner,
 ) -> torch.Tensor:
     """−H∇f by the L-BFGS two-loop recursion over the curvature pairs (s, y) (Nocedal & Wright alg. 7.4).
 
@@ -428,7 +433,7 @@ def _lbfgs_direction(
     q = precondition(q)
     if pairs:
         s, y = pairs[-1]
-        q *= (s * y).sum() / (y * precondition(y)).sum()
+        q *= (s * y).sum() / precondition.inverse_norm(y)
     for (s, y), alpha in zip(pairs, reversed(alphas), strict=True):
         q += (alpha - (y * q).sum() / (y * s).sum()) * s
     return q

@@ -161,6 +161,7 @@ def test_kronecker_preconditioner_inverts_a_kron_g_plus_l2_and_is_exact_where_p_
     r = torch.randn(3, 6, generator=_gen(11), dtype=torch.float64)
     solve = torch.linalg.solve(torch.kron(curvature, gram) + 0.1 * torch.eye(18, dtype=x.dtype), r.flatten())
     torch.testing.assert_close(precondition(r).flatten(), solve, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(precondition.inverse_norm(r), r.flatten() @ solve, rtol=1e-9, atol=0)
     # K-FAC's A ⊗ G is the exact Hessian of the mean CE at θ = 0 (p uniform for every example) ...
     *_, uniform = probes._objective_and_gradient(x, torch.zeros(3, 6, dtype=x.dtype), y, 0.1)
     exact = _softmax_hessian(x, torch.zeros(3, 6, dtype=x.dtype), y)
