@@ -157,6 +157,42 @@ def test_an_affine_layer_cannot_beat_its_input_under_the_lemmas_hypothesis():
     assert penalised["5h"] < penalised["h"] - 0.01, penalised  # control: the penalty is not affine-invariant
 
 
+def _softmax_hessian(x: torch.Tensor, theta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Autograd Hessian of mean CE([x, 1] θᵀ, y) in θ (C, d+1), flattened row-major: (C(d+1), C(d+1))."""
+    xt = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+
+    def loss(flat: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(xt @ flat.reshape(theta.shape).T, y)
+
+    return torch.autograd.functional.hessian(loss, theta.flatten())
+
+
+def test_kronecker_preconditioner_inverts_a_kron_g_plus_l2_and_is_exact_where_p_is_constant():
+    x = torch.randn(40, 5, generator=_gen(8), dtype=torch.float64)
+    y = torch.randint(0, 3, (40,), generator=_gen(9))
+    xt = torch.cat([x, torch.ones(40, 1, dtype=x.dtype)], 1)
+    gram = xt.T @ xt / 40
+    # the mean softmax Hessian (third output) against its definition, at a random point
+    theta = torch.randn(3, 6, generator=_gen(10), dtype=torch.float64)
+    *_, curvature = probes._objective_and_gradient(x, theta, y, 0.1)
+    p = torch.softmax(xt @ theta.T, 1)
+    expected = sum(torch.diag(q) - torch.outer(q, q) for q in p) / 40
+    torch.testing.assert_close(curvature, expected, rtol=1e-12, atol=1e-15)
+    # the preconditioner solves (A ⊗ G + l2 I) v = r: checked against the explicit Kronecker matrix
+    precondition = probes._KroneckerPreconditioner(x, 0.1)
+    precondition.update(curvature)
+    r = torch.randn(3, 6, generator=_gen(11), dtype=torch.float64)
+    solve = torch.linalg.solve(torch.kron(curvature, gram) + 0.1 * torch.eye(18, dtype=x.dtype), r.flatten())
+    torch.testing.assert_close(precondition(r).flatten(), solve, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(precondition.inverse_norm(r), r.flatten() @ solve, rtol=1e-9, atol=0)
+    # K-FAC's A ⊗ G is the exact Hessian of the mean CE at θ = 0 (p uniform for every example) ...
+    *_, uniform = probes._objective_and_gradient(x, torch.zeros(3, 6, dtype=x.dtype), y, 0.1)
+    exact = _softmax_hessian(x, torch.zeros(3, 6, dtype=x.dtype), y)
+    torch.testing.assert_close(torch.kron(uniform, gram), exact, rtol=1e-12, atol=1e-14)
+    # ... and only an approximation where p varies with the example (the control)
+    assert (torch.kron(curvature, gram) - _softmax_hessian(x, theta, y)).abs().max() > 1e-2
+
+
 def test_lbfgs_reaches_the_scikit_learn_optimum_on_digits():
     x_train, y_train, x_test, y_test = _digits()
     l2, n = 1e-2, len(y_train)
@@ -233,9 +269,9 @@ def test_lbfgs_stops_at_the_gradient_tolerance_and_reaches_the_scikit_learn_opti
             assert max(g.abs().max().item() for g in gradient) <= tol, name  # the stopping test holds
 
     # The default tol is scikit-learn's, 1e-4: the gap is what scikit-learn's own lbfgs leaves (measured
-    # 6.4e-6 to 8.1e-5 here, scikit-learn's 7.6e-6 to 6.9e-5); the former stopping rule (a step gaining
+    # 2.7e-6 to 9.3e-5 here, scikit-learn's 7.3e-6 to 7.6e-5); the former stopping rule (a step gaining
     # < 1e-4, relative) left 2.3e-4 to 1.6e-3. At tol = 1e-8 each layer is at the optimum (measured
-    # |gap| <= 6e-13: scikit-learn's tol=1e-10 fit is itself about that far from it).
+    # |gap| <= 7.4e-13: scikit-learn's tol=1e-10 fit is itself about that far from it).
     check(default, 1e-4, 2e-4)
     check(probes.fit_probes(feats, y, l2=l2, solver="lbfgs", epochs=2_000, tol=1e-8), 1e-8, 1e-11)
 
@@ -245,7 +281,7 @@ def test_lbfgs_warns_when_it_stops_short_of_the_tolerance():
     with pytest.warns(RuntimeWarning, match=r"'pixels' \(max \|grad\| .*after epochs=3 passes"):
         probes.fit_probes({"pixels": x_train}, y_train, solver="lbfgs", epochs=3)
     # float32 resolves f ≈ 0.08 to about 1e-8, too coarse for max |grad| <= 1e-9 (on float64
-    # features it takes 110 passes): it stops where a step's predicted gain is lost in rounding.
+    # features it takes 98 passes): it stops where a step's predicted gain is lost in rounding.
     with pytest.warns(RuntimeWarning, match=r"'pixels' .*rounding in torch.float32"):
         result = probes.fit_probes(
             {"pixels": x_train.float()}, y_train, solver="lbfgs", epochs=5_000, tol=1e-9
