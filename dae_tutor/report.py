@@ -2,17 +2,27 @@
 
 :func:`paper_vs_book` turns rows of four strings into a Markdown table headed by the profile
 the numbers were computed in; Jupyter renders the returned object (``_repr_markdown_``).
+A full-profile run (``python -m dae_tutor.full_book``) records each chapter's rows in
+``results/full/<chapter>.json`` (through ``$DAE_TUTOR_TABLE_RECORD``); a table computed in another
+profile then gains a column with the full run's "this book" cell for each claim it recorded
+(matched by claim and paper cells), headed by the run's device and date.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from dae_tutor import profiles
 
 COLUMNS = ("paper", "this book", "why they differ")
+RECORD_ENV_VAR = "DAE_TUTOR_TABLE_RECORD"  # where a full-profile run writes the table's rows (JSON)
+RESULTS_ENV_VAR = "DAE_TUTOR_FULL_RESULTS"  # the folder of recorded full runs (default: results/full)
+DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results" / "full"  # in a checkout
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 
 
@@ -38,6 +48,8 @@ def paper_vs_book(rows: Sequence[Sequence[str]], *, first: str = "claim", note: 
         note: Markdown printed under the table (footnotes, protocol notes).
 
     The table is headed by ``*profile: quick*`` (or ``full``): the profile its numbers come from.
+    In the full profile with ``$DAE_TUTOR_TABLE_RECORD`` set, the rows are also written there as JSON;
+    in another profile, recorded full runs (module docstring) add a "full profile" column.
     """
     if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) == 0:
         raise TypeError("rows must be a non-empty sequence of (claim, paper, this book, why) rows")
@@ -53,8 +65,32 @@ def paper_vs_book(rows: Sequence[Sequence[str]], *, first: str = "claim", note: 
                 raise TypeError(f"rows[{i}][{j}] must be a string, got {type(cell).__name__}")
             if "\n" in cell or _UNESCAPED_PIPE.search(cell):
                 raise ValueError(f"rows[{i}][{j}] holds a line break or an unescaped '|': {cell!r}")
-        lines.append("| " + " | ".join(row) + " |")
-    header = f"| {first} | " + " | ".join(COLUMNS) + " |\n|" + "---|" * (1 + len(COLUMNS))
+    rows = [tuple(row) for row in rows]
+    columns = list(COLUMNS)
+    recorded = _recorded_full_cells() if profiles.current() != "full" else {}
+    if profiles.current() == "full" and os.environ.get(RECORD_ENV_VAR, "").strip():
+        Path(os.environ[RECORD_ENV_VAR]).write_text(
+            json.dumps({"profile": "full", "rows": rows}, indent=1, ensure_ascii=False) + "\n",
+            encoding="utf-8",
+        )
+    if recorded:
+        sources = sorted({where for _, where in recorded.values()})
+        columns.insert(2, "full profile (" + "; ".join(sources) + ")")
+        rows = [(*r[:3], recorded.get((r[0], r[1]), ("not run", ""))[0], r[3]) for r in rows]
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    header = f"| {first} | " + " | ".join(columns) + " |\n|" + "---|" * (1 + len(columns))
     body = "\n".join(lines)
     tail = f"\n\n{note}" if note else ""
     return Table(f"*profile: {profiles.current()}*\n\n{header}\n{body}{tail}")
+
+
+def _recorded_full_cells() -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(claim, paper): (this book in the full run, "device, date")}`` from the recorded full runs."""
+    folder = Path(os.environ.get(RESULTS_ENV_VAR, "").strip() or DEFAULT_RESULTS)
+    cells: dict[tuple[str, str], tuple[str, str]] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        run = json.loads(path.read_text(encoding="utf-8"))
+        where = f"{run.get('device', '?')}, {run.get('date', '?')}"
+        for claim, paper, book, _why in run.get("rows", []):
+            cells[claim, paper] = (book, where)
+    return cells
