@@ -48,6 +48,7 @@ __all__ = [
     "distributed",
     "errors",
     "evaluate",
+    "full_book",
     "gan_theory",
     "importance",
     "markov",

@@ -1,14 +1,15 @@
 """The full profile's shapes on the CPU: every chapter's full-size models and data pipelines, built and run.
 
-Marker ``fullshapes`` (excluded from the default run; ``python -m pytest -m fullshapes -s -n 0
-tests/test_full_shapes.py``). The sizes are not typed here: :func:`chapter_value` reads each chapter's own
-``SIZES = dict(...)`` (and the other profile-dependent constants) out of its notebook and evaluates it under the full profile, so
-the test follows the chapters. Each piece builds the chapter's models with the package's own calls at those
-sizes (784-1500-1500 GSN, 2000-unit DAE, the GAN's 1200-1200 generator, the 4 x 2048 SVHN MLP, the MNIST
-convnet with 4096 probe features, the 128-layer MLP with its 130 probes, the 3.3M-parameter LeNet) and runs
-a few training steps, a few chain steps and one evaluation. Data pipelines run at full size on synthetic
-files in the official formats (MNIST IDX 60,000 + 10,000; SVHN ``.mat`` of 56,000 + 26,032 images);
-evaluations that cost O(N²) on one core (Parzen, full-set gradients, HVPs) run on fewer query rows.
+Marker ``fullshapes``: part of the README's test command (~1.5 min on one core); alone, with the printed
+arithmetic, ``python -m pytest -m fullshapes -s -n 0 tests/test_full_shapes.py``. The sizes are not typed
+here: :func:`chapter_value` reads each chapter's own ``SIZES = dict(...)`` (and the other profile-dependent
+constants) out of its notebook and evaluates it under the full profile, so the test follows the chapters.
+Each piece builds the chapter's models with the package's own calls at those sizes (784-1500-1500 GSN,
+2000-unit DAE, the GAN's 1200-1200 generator, the 4 x 2048 SVHN MLP, the MNIST convnet with 4096 probe
+features, the 128-layer MLP with its 130 probes, the 3.3M-parameter LeNet) and runs a few training steps, a
+few chain steps and one evaluation. Data pipelines run at full size on synthetic files in the official formats
+(MNIST IDX 60,000 + 10,000; SVHN ``.mat`` of 56,000 + 26,032 images); evaluations that cost O(N²) on one core
+(Parzen, full-set gradients, HVPs) run on fewer query rows.
 
 **The 16 GB arithmetic** (printed per piece, asserted below 15 GiB: a 16 GB card less ~1 GiB for the CUDA
 context and the allocator's slack): float32 is 4 bytes a number; parameters cost P × 4 × (1 + 1 gradient +
