@@ -122,10 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = args.root / "results" / "full"
     seconds = recorded_seconds(results, [p.stem for p in paths])
     total = estimate(seconds)
+    missing = sum(s is None for s in seconds.values())
     print(f"{len(paths)} notebooks in the full profile on {device_name()}; estimate: ", end="")
-    print(
-        "unknown (no recorded full run of each)" if total is None else f"{total / 3600:.1f} h (last full run)"
-    )
+    print(f"unknown ({missing} never run)" if total is None else f"{total / 3600:.1f} h (the last full run)")
     for p in paths:
         s = seconds[p.stem]
         print(f"  {p.stem:<28} {'—' if s is None else f'{s / 60:.0f} min'}")
@@ -133,9 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     check_device(args.allow_cpu)
     weights = {k: (1.0 if total is None else v) for k, v in seconds.items()}
-    with tqdm(
-        total=sum(weights.values()), desc="book (full profile)", unit="" if total is None else "s"
-    ) as bar:
+    unit = "chapter" if total is None else "s"  # equal weights, or the recorded seconds: the ETA estimates
+    with tqdm(total=sum(weights.values()), desc="book (full profile)", unit=unit) as bar:
         for p in paths:
             took = run_notebook(p, results)
             bar.update(weights[p.stem])

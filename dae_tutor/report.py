@@ -5,7 +5,8 @@ the numbers were computed in; Jupyter renders the returned object (``_repr_markd
 A full-profile run (``python -m dae_tutor.full_book``) records each chapter's rows in
 ``results/full/<chapter>.json`` (through ``$DAE_TUTOR_TABLE_RECORD``); a table computed in another
 profile then gains a column with the full run's "this book" cell for each claim it recorded
-(matched by claim and paper cells), headed by the run's device and date.
+(matched by claim and paper cells; "not run" for the others), headed by the run's device and date,
+when the run recorded at least one of the table's claims.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def paper_vs_book(rows: Sequence[Sequence[str]], *, first: str = "claim", note: 
             json.dumps({"profile": "full", "rows": rows}, indent=1, ensure_ascii=False) + "\n",
             encoding="utf-8",
         )
-    if recorded:
+    recorded = {key: cell for key, cell in recorded.items() if key in {(r[0], r[1]) for r in rows}}
+    if recorded:  # some claim of this table was recorded by a full run
         sources = sorted({where for _, where in recorded.values()})
         columns.insert(2, "full profile (" + "; ".join(sources) + ")")
         rows = [(*r[:3], recorded.get((r[0], r[1]), ("not run", ""))[0], r[3]) for r in rows]

@@ -47,7 +47,7 @@ def test_refuses_the_cpu_without_opt_in(monkeypatch, tmp_path, capsys):
         full_book.main(["--root", str(tmp_path)])
     assert full_book.main(["--root", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "3 notebooks in the full profile on cpu; estimate: unknown" in out and "01_a" in out
+    assert "3 notebooks in the full profile on cpu; estimate: unknown (3 never run)" in out and "01_a" in out
     with pytest.raises(SystemExit):
         full_book.main(["--root", str(tmp_path), "--dry-run", "--only", "nope"])
 
@@ -68,6 +68,9 @@ def test_a_full_profile_table_is_recorded_and_becomes_a_column(monkeypatch, tmp_
     profiles.use("quick")
     try:
         table = report.paper_vs_book(ROWS).markdown
+        other = report.paper_vs_book(
+            [("another claim", "—", "1", "—")]
+        ).markdown  # none of its claims recorded
         record.unlink()  # the control: without a recorded run there is no column
         plain = report.paper_vs_book(ROWS).markdown
     finally:
@@ -75,7 +78,10 @@ def test_a_full_profile_table_is_recorded_and_becomes_a_column(monkeypatch, tmp_
     assert "| claim | paper | this book | full profile (NVIDIA H100, 2026-12-08) | why they differ |" in table
     assert "| Table 1: GSN-2 | 214 ± 1.1 | 120.0 ± 2.0 | 210.0 ± 1.0 | quick profile |" in table
     assert "| Thm 1 | stated | exact | not run | — |" in table
-    assert "full profile (" not in plain and "| claim | paper | this book | why they differ |" in plain
+    for markdown in (plain, other):
+        assert (
+            "full profile (" not in markdown and "| claim | paper | this book | why they differ |" in markdown
+        )
 
 
 def test_run_notebook_executes_in_the_full_profile_and_records(tmp_path):

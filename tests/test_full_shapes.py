@@ -202,31 +202,15 @@ def test_ch1_spiral_and_manifold_daes(full_data):
     torch.set_default_dtype(torch.float64)  # as the chapter
     try:
         spiral = densities.Spiral().sample(10_000, generator=runtime.generator(1))
+        few = dict(steps=3, seed=0, return_history=True, progress=False)  # the chapter's calls, 3 steps
         spiral_dae, history = train.fit_dae(
-            spiral,
-            0.01,
-            hidden=sizes["spiral_hidden"],
-            steps=3,
-            seed=0,
-            optimizer="lbfgs",
-            fixed_noise=True,
-            n_noise=10_000,
-            length_scale=0.1,
-            return_history=True,
-            progress=False,
-        )
+            spiral, 0.01, hidden=sizes["spiral_hidden"], optimizer="lbfgs", fixed_noise=True, n_noise=10_000,
+            length_scale=0.1, **few,
+        )  # fmt: skip
         assert len(history) >= 1 and all(np.isfinite(history))
         points = densities.Curve10d().sample(10_000, generator=runtime.generator(7))
         curve_dae, _ = train.fit_dae(
-            points,
-            0.1,
-            hidden=sizes["curve_hidden"],
-            steps=3,
-            seed=0,
-            lr=3e-3,
-            batch_size=256,
-            return_history=True,
-            progress=False,
+            points, 0.1, hidden=sizes["curve_hidden"], lr=3e-3, batch_size=256, **few
         )
         with torch.no_grad():
             chain, acceptance = score.metropolis_hastings(
@@ -406,19 +390,9 @@ def test_ch4_svhn_mlp_per_example_norms_and_issgd(full_data):
     for m in imp.METHODS:
         torch.testing.assert_close(norms[m], norms["loop"], rtol=1e-4, atol=0)
     history = imp.simulate_issgd(
-        mlp,
-        imp.cross_entropy,
-        x_train[:256],
-        y_train[:256],
-        steps=3,
-        lr=0.1,
-        minibatch=32,
-        importance=True,
-        refresh_every=50,
-        smoothing=0.1,
-        log_every=3,
-        generator=runtime.generator(0),
-    )
+        mlp, imp.cross_entropy, x_train[:256], y_train[:256], steps=3, lr=0.1, minibatch=32, importance=True,
+        refresh_every=50, smoothing=0.1, log_every=3, generator=runtime.generator(0),
+    )  # fmt: skip
     assert history.step and np.isfinite(history.loss).all()
     with torch.no_grad():
         error = (mlp(x_test[:1_000]).argmax(1) != y_test[:1_000]).float().mean().item()
