@@ -21,6 +21,12 @@ distances, Lanczos' basis of up to ``max_iter`` + 1 vectors of d numbers) are th
 peak printed beside it is the CPU process's resident-set high-water mark during the piece (Linux
 ``/proc/self/clear_refs``), at the test's sizes. What this cannot catch: a tensor left on the CPU while the
 model is on a GPU (no GPU here).
+
+**The time estimate** (printed, not asserted): each piece times its few training steps (CPU time of this
+process, one thread) and multiplies the time per step by the number of such steps its chapter runs in the
+full profile (from the same ``SIZES``); the sum over pieces is the book's training loops on one CPU core.
+The steps timed include warm-up (and, for ISSGD, a refresh), which over-counts; the evaluations, chains,
+probes and Lanczos are left out, which under-counts: an order of magnitude for the CPU, nothing about a GPU.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ pytestmark = pytest.mark.fullshapes
 CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
 BUDGET = 15 * 2**30  # bytes: a 16 GB GPU less ~1 GiB (CUDA context, allocator slack)
 F32 = 4  # bytes per float32 number
+ESTIMATES: dict[str, float] = {}  # piece -> seconds of its chapter's training loops at full size, here
 QUERIES = 200  # Parzen query rows per split on the CPU (the chapters score 10,000: same shapes, 50x the time)
 
 
@@ -92,9 +99,23 @@ class Ledger:
     """The memory arithmetic of one piece, row by row, and the measured resident-set peak while it ran."""
 
     def __init__(self, piece: str) -> None:
-        self.piece, self.rows = piece, []
+        self.piece, self.rows, self.work = piece, [], []
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
         self.rss0, self.start = _status("VmRSS"), time.perf_counter()
+
+    def timed(
+        self, what: str, fn: Callable[[], object], done: int, full: float, unit: str = "step"
+    ) -> object:
+        """``fn()``, which runs ``done`` units of a training loop; its seconds per unit times the chapter's
+        ``full`` units join the piece's time estimate (warm-up included: an over-estimate per unit). The
+        process's CPU time, not the wall clock: on one thread it is the work, whatever shares the cores."""
+        start = time.process_time()
+        out = fn()
+        per = (time.process_time() - start) / done
+        self.work.append(
+            (what, f"{per * 1e3:,.2f} ms CPU/{unit} (measured) x {full:,.0f} {unit}s", per * full)
+        )
+        return out
 
     def add(self, what: str, formula: str, nbytes: float) -> None:
         self.rows.append((what, formula, float(nbytes)))
@@ -120,6 +141,11 @@ class Ledger:
         print(f"   {'total (arithmetic, at full size)':<107} {total / 2**20:10,.1f} MiB")
         measured = "measured: CPU resident-set peak above the start (test sizes)"
         print(f"   {measured:<107} {peak / 2**20:10,.1f} MiB")
+        for what, formula, seconds in self.work:
+            print(f"   {what:<44} {formula:<62} {seconds / 3600:10,.2f} h")
+        ESTIMATES[self.piece] = sum(seconds for *_, seconds in self.work)
+        print(f"   {'training loops at full size on one CPU thread (estimate; loops only)':<107} "
+              f"{ESTIMATES[self.piece] / 3600:10,.2f} h")  # fmt: skip
         assert total < BUDGET, (self.piece, total)
         return total
 
@@ -185,6 +211,12 @@ def full_data(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAE_TUTOR_DATA", str(folder))
         yield folder
+    if ESTIMATES:
+        hours = sum(ESTIMATES.values()) / 3600
+        print(f"\n== the book's training loops at full size on one CPU thread: {hours:,.1f} h (estimate from")
+        print(
+            f"   {len(ESTIMATES)} pieces' measured steps; evaluations, chains, probes, Lanczos not counted)"
+        )
 
 
 def test_chapter_values_are_the_full_profile(full_data):
@@ -203,14 +235,21 @@ def test_ch1_spiral_and_manifold_daes(full_data):
     try:
         spiral = densities.Spiral().sample(10_000, generator=runtime.generator(1))
         few = dict(steps=3, seed=0, return_history=True, progress=False)  # the chapter's calls, 3 steps
-        spiral_dae, history = train.fit_dae(
-            spiral, 0.01, hidden=sizes["spiral_hidden"], optimizer="lbfgs", fixed_noise=True, n_noise=10_000,
-            length_scale=0.1, **few,
+        spiral_dae, history = ledger.timed(
+            "spiral DAEs: L-BFGS iterations",
+            lambda: train.fit_dae(
+                spiral, 0.01, hidden=sizes["spiral_hidden"], optimizer="lbfgs", fixed_noise=True,
+                n_noise=10_000, length_scale=0.1, **few,
+            ),
+            3, sizes["spiral_seeds"] * sizes["spiral_iterations"],
         )  # fmt: skip
         assert len(history) >= 1 and all(np.isfinite(history))
         points = densities.Curve10d().sample(10_000, generator=runtime.generator(7))
-        curve_dae, _ = train.fit_dae(
-            points, 0.1, hidden=sizes["curve_hidden"], lr=3e-3, batch_size=256, **few
+        curve_dae, _ = ledger.timed(
+            "curve DAE: Adam steps",
+            lambda: train.fit_dae(points, 0.1, hidden=sizes["curve_hidden"], lr=3e-3, batch_size=256, **few),
+            3,
+            sizes["curve_steps"],
         )
         with torch.no_grad():
             chain, acceptance = score.metropolis_hastings(
@@ -260,19 +299,20 @@ def test_ch2_gsn_and_dae_on_binarised_mnist(full_data):
             lambda m, x, g: m.walkback_loss(x, g),
         ),
     }
+    per_epoch = len(digits["train"]) // sizes["batch"]
+    epochs = {  # the chapter trains the DAE with and without walkback, the GSN-2 plain and scaled
+        "DAE + walkback": 2 * sizes["epochs"],
+        "GSN-2": sizes["epochs"] + sizes["scaled_epochs"],
+    }
     for name, (model, loss_of) in models.items():
-        fitted = binary_nets.fit(
-            model,
-            loss_of,
-            digits["train"],
-            steps=3,
-            batch=sizes["batch"],
-            lr=lr,
-            optimizer_options={"momentum": 0.5},
-            epochs=1,
-            lr_decay=0.99,
-            desc=name,
-        )
+        fitted = ledger.timed(
+            f"{name}: SGD steps ({epochs[name]} epochs of {per_epoch})",
+            lambda model=model, loss_of=loss_of, name=name: binary_nets.fit(
+                model, loss_of, digits["train"], steps=3, batch=sizes["batch"], lr=lr,
+                optimizer_options={"momentum": 0.5}, epochs=1, lr_decay=0.99, desc=name,
+            ),
+            3, epochs[name] * per_epoch,
+        )  # fmt: skip
         assert np.isfinite(fitted["history"]).all()
         ledger.params(name, model, 1, "momentum")
         activations(
@@ -323,7 +363,16 @@ def test_ch3_models_and_the_gan_parzen_protocol(full_data):
             ),
         ),
     ):
-        fitted = binary_nets.fit(model, loss_of, b_train, steps=3, seed=20, desc=name, **options)
+        runs = 2 if name.startswith("DAE") else 1  # the DAE is trained with and without walkback
+        steps = runs * sizes["dae_steps" if name.startswith("DAE") else "gsn_steps"]
+        fitted = ledger.timed(
+            f"{name}: steps",
+            lambda model=model, loss_of=loss_of, name=name, options=options: binary_nets.fit(
+                model, loss_of, b_train, steps=3, seed=20, desc=name, **options
+            ),
+            3,
+            steps,
+        )
         assert np.isfinite(fitted["history"]).all()
         ledger.params(name, model, 2 if options["optimizer"] == "adam" else 1, options["optimizer"])
         activations(
@@ -337,7 +386,12 @@ def test_ch3_models_and_the_gan_parzen_protocol(full_data):
         )
         assert main.shape == stochastic.shape == (3 * sizes["chains"], 784)
     rbm = baselines.RBM(784, sizes["rbm_hidden"], dtype=torch.float32)
-    monitor = baselines.train_rbm(rbm, b_train, steps=3, k=1, persistent=True, lr=0.01, seed=21)
+    monitor = ledger.timed(
+        "RBM: PCD-1 steps",
+        lambda: baselines.train_rbm(rbm, b_train, steps=3, k=1, persistent=True, lr=0.01, seed=21),
+        3,
+        sizes["rbm_steps"],
+    )
     assert np.isfinite(monitor).all()
     ledger.params("RBM 784-500 (PCD chains: 100 x 784)", rbm, 1, "momentum")
     assert evaluate.chain_samples(rbm, b_train[: sizes["chains"]], 3, runtime.generator(33))[0].shape == (
@@ -353,7 +407,12 @@ def test_ch3_models_and_the_gan_parzen_protocol(full_data):
         output="sigmoid",
         dtype=torch.float32,
     )
-    losses = baselines.train_gan(gan, x_train, steps=3, batch_size=sizes["gan_batch"], lr=2e-4, seed=22)
+    losses = ledger.timed(
+        "GAN: iterations (k = 1)",
+        lambda: baselines.train_gan(gan, x_train, steps=3, batch_size=sizes["gan_batch"], lr=2e-4, seed=22),
+        3,
+        sizes["gan_steps"],
+    )
     assert all(np.isfinite(v).all() for v in losses.values())
     ledger.params("GAN generator + discriminator", gan, 2, "Adam")
     activations(
@@ -389,9 +448,20 @@ def test_ch4_svhn_mlp_per_example_norms_and_issgd(full_data):
     }
     for m in imp.METHODS:
         torch.testing.assert_close(norms[m], norms["loop"], rtol=1e-4, atol=0)
-    history = imp.simulate_issgd(
-        mlp, imp.cross_entropy, x_train[:256], y_train[:256], steps=3, lr=0.1, minibatch=32, importance=True,
-        refresh_every=50, smoothing=0.1, log_every=3, generator=runtime.generator(0),
+    runs = 2 * sizes["seeds"]  # importance sampling and uniform, per seed
+    history = ledger.timed(
+        f"ISSGD: steps ({runs} runs)",
+        lambda: imp.simulate_issgd(
+            mlp, imp.cross_entropy, x_train[:256], y_train[:256], steps=3, lr=0.1, minibatch=32,
+            importance=True, refresh_every=50, smoothing=0.1, log_every=3, generator=runtime.generator(0),
+        ),
+        3, runs * sizes["steps"],
+    )  # fmt: skip
+    refreshes = sizes["seeds"] * (sizes["steps"] // 50 + sizes["steps"] // sizes["log_every"])
+    ledger.timed(
+        f"refreshes and logs: norms of all {sizes['train_examples']:,} rows",
+        lambda: imp.per_example_grad_norms(mlp, imp.cross_entropy, x_train[:256], y_train[:256], method="fc"),
+        256, refreshes * sizes["train_examples"], unit="row",
     )  # fmt: skip
     assert history.step and np.isfinite(history.loss).all()
     with torch.no_grad():
@@ -431,6 +501,13 @@ def test_ch5_convnet_probes_and_the_128_layer_mlp(full_data):
         seed=0,
     )
     assert len(readings[2]["valid"]) == len(layers) and np.isfinite(history).all()
+    per_epoch = {b: len(y_train) // b for b in (32, 64)}
+    ledger.timed(
+        "convnet: Adam steps",
+        lambda: classifiers.fit_classifier(convnet, *few, epochs=1, batch_size=64, lr=1e-3),
+        len(few[1]) // 64,
+        sizes["convnet_epochs"] * per_epoch[64],
+    )
     ledger.params("MnistConvNet", convnet, 2, "Adam")
     activations(
         ledger, "convnet: activations", lambda b: F.cross_entropy(convnet(x_train[:b]), y_train[:b]), 64
@@ -446,7 +523,12 @@ def test_ch5_convnet_probes_and_the_128_layer_mlp(full_data):
     skip_to = depth - sizes["mlp_after_merge"]
     deep = classifiers.DeepMLP(depth, 128, skip_to=skip_to, seed=1)
     assert len(deep.probe_layers) == depth + 2
-    classifiers.fit_classifier(deep, *few, epochs=1, batch_size=32, lr=1e-3, seed=1)
+    ledger.timed(
+        "deep MLPs: Adam steps (no skip, skip, middle skip)",
+        lambda: classifiers.fit_classifier(deep, *few, epochs=1, batch_size=32, lr=1e-3, seed=1),
+        len(few[1]) // 32,
+        3 * sizes["mlp_epochs"] * per_epoch[32],
+    )
     read = probes.layer_readings(
         deep.eval(), deep.probe_layers, few, (x_valid[:128], y_valid[:128]), patience=1
     )
@@ -461,7 +543,12 @@ def test_ch5_convnet_probes_and_the_128_layer_mlp(full_data):
         ((depth + 1) * 128 + 10) * 4_000 * F32,
     )
     resnet = classifiers.SmallResNet(channels=(8, 16, 32), blocks=2, seed=0)
-    classifiers.fit_classifier(resnet, *few, epochs=1, batch_size=64, lr=2e-3)
+    ledger.timed(
+        "ResNet: Adam steps",
+        lambda: classifiers.fit_classifier(resnet, *few, epochs=1, batch_size=64, lr=2e-3),
+        len(few[1]) // 64,
+        sizes["resnet_epochs"] * per_epoch[64],
+    )
     classifiers.recompute_batchnorm(resnet, few[0])
     res = probes.layer_readings(
         resnet.eval(), resnet.probe_layers, few, (x_valid[:128], y_valid[:128]), reduce=probes.Pool2d(1)
@@ -482,7 +569,14 @@ def test_ch6_lenet_hessian_products_and_lanczos(full_data):
     net = classifiers.lenet(sizes["channels"], sizes["hidden"], side, seed=0)
     d = sum(p.numel() for p in net.parameters())
     assert 3_000_000 < d < 3_600_000, d  # the thesis's 3.3M (§6.3)
-    saved, losses = train.classifier_checkpoints(net, train_x, labels, steps=3, save_at=[0, 3], seed=0)
+    saved, losses = ledger.timed(
+        "LeNet: RMSProp steps",
+        lambda: train.classifier_checkpoints(net, train_x, labels, steps=3, save_at=[0, 3], seed=0),
+        3,
+        sizes["steps"],
+    )
+    race = 2 * sizes["race_seeds"] * sizes["race_seconds"]  # two optimisers, a wall-clock budget each
+    ledger.work.append(("the race of §6.8 (its fixed wall-clock budget)", "2 x seeds x seconds", race))
     assert len(saved) == 2 and saved[0].shape == (d,) and torch.isfinite(losses).all()
     assert checkpoints[-1] == sizes["steps"]
     ledger.params("LeNet", net, 1, "RMSProp")
