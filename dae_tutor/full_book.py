@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from dae_tutor import checks
 from dae_tutor.report import RECORD_ENV_VAR
 
 CELL_TIMEOUT_S = 6 * 3600
@@ -40,6 +41,8 @@ def notebooks(root: Path) -> list[Path]:
 
 def recorded_seconds(results: Path, names: Sequence[str]) -> dict[str, float | None]:
     """Each notebook's wall time in its last recorded full run (``results/<name>.json``), else ``None``."""
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"names must be a sequence of notebook names (strings), got {names!r}")
     out: dict[str, float | None] = {}
     for name in names:
         path = Path(results) / f"{name}.json"
@@ -70,10 +73,15 @@ def check_device(allow_cpu: bool) -> None:
 
 
 def run_notebook(path: Path, out_dir: Path, *, timeout: int = CELL_TIMEOUT_S) -> float:
-    """Execute ``path`` in the full profile into ``out_dir``; returns the wall time. A failing cell raises."""
+    """Execute ``path`` in the full profile into ``out_dir``; returns the wall time. A failing cell raises,
+    after the notebook executed so far is written to ``out_dir`` (its outputs show where it stopped)."""
     import nbclient
     import nbformat
 
+    path, out_dir = Path(path), Path(out_dir)
+    if path.suffix != ".ipynb" or not path.is_file():
+        raise ValueError(f"path must be an existing .ipynb file, got {path}")
+    timeout = checks.positive_int("timeout", timeout)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = path.stem
     record = out_dir / f"{name}.json"
@@ -92,6 +100,9 @@ def run_notebook(path: Path, out_dir: Path, *, timeout: int = CELL_TIMEOUT_S) ->
                 on_cell_complete=lambda cell, cell_index: bar.update(cell.cell_type == "code"),
             )
             client.execute()
+    except BaseException:
+        nbformat.write(notebook, out_dir / path.name)
+        raise
     finally:
         for key, value in saved.items():
             if value is None:
@@ -133,12 +144,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_device(args.allow_cpu)
     weights = {k: (1.0 if total is None else v) for k, v in seconds.items()}
     unit = "chapter" if total is None else "s"  # equal weights, or the recorded seconds: the ETA estimates
+    failed = []
     with tqdm(total=sum(weights.values()), desc="book (full profile)", unit=unit) as bar:
         for p in paths:
-            took = run_notebook(p, results)
+            try:  # a failing chapter does not stop the book: the others still run and record
+                bar.write(f"{p.stem}: {run_notebook(p, results) / 60:.1f} min")
+            except Exception as error:
+                failed.append(p.stem)
+                bar.write(f"{p.stem}: FAILED ({type(error).__name__}); see {results / p.name}")
             bar.update(weights[p.stem])
-            bar.write(f"{p.stem}: {took / 60:.1f} min")
-    return 0
+    if failed:
+        print(f"{len(failed)} of {len(paths)} notebooks failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ def test_estimate_is_the_recorded_total_or_none(tmp_path):
     assert full_book.estimate(full_book.recorded_seconds(tmp_path, ["01_a", "02_b"])) == 630.5
     with pytest.raises(ValueError, match="seconds"):
         full_book.estimate({})
+    with pytest.raises(TypeError, match="names"):
+        full_book.recorded_seconds(tmp_path, "01_a")
 
 
 def test_refuses_the_cpu_without_opt_in(monkeypatch, tmp_path, capsys):
@@ -100,3 +102,22 @@ def test_run_notebook_executes_in_the_full_profile_and_records(tmp_path):
     assert run["device"] == full_book.device_name() and len(run["date"]) == 10
     executed = nbformat.read(tmp_path / "out" / "01_tiny.ipynb", as_version=4)
     assert "*profile: full*" in executed.cells[0].outputs[0]["data"]["text/markdown"]
+
+
+def test_a_failing_notebook_is_saved_and_the_book_goes_on(monkeypatch, tmp_path, capsys):
+    write_book(tmp_path, names=("01_a",))
+    broken = nbformat.v4.new_notebook()
+    broken.cells = [nbformat.v4.new_code_cell("raise RuntimeError('cell 0 fails')")]
+    nbformat.write(broken, tmp_path / "chapters" / "01_a.ipynb")
+    with pytest.raises(ValueError, match="path"):
+        full_book.run_notebook(tmp_path / "missing.ipynb", tmp_path)
+    with pytest.raises(ValueError, match="timeout"):
+        full_book.run_notebook(tmp_path / "how_to_use.ipynb", tmp_path, timeout=0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert full_book.main(["--root", str(tmp_path), "--allow-cpu"]) == 1  # 01_a fails, how_to_use runs
+    out = capsys.readouterr().out
+    assert "1 of 2 notebooks failed: 01_a" in out
+    results = tmp_path / "results" / "full"
+    saved = nbformat.read(results / "01_a.ipynb", as_version=4)
+    assert saved.cells[0].outputs[0]["ename"] == "RuntimeError"  # the partial notebook shows where it stopped
+    assert (results / "how_to_use.json").is_file() and not (results / "01_a.json").exists()
