@@ -489,8 +489,7 @@ def test_ch5_convnet_probes_and_the_128_layer_mlp(full_data):
     layers = classifiers.MnistConvNet.probe_layers
     convnet, history, readings = classifiers.fit_with_readings(
         lambda: classifiers.MnistConvNet(seed=0),
-        *few[:1],
-        few[1],
+        *few,
         lambda m: probes.layer_readings(
             m, layers, few, (x_valid[:128], y_valid[:128]), reduce=reduce, patience=1
         ),
