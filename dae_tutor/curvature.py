@@ -661,12 +661,13 @@ class NegativeCurvature:
     flat parameters on a fixed batch, e.g. a :class:`DatasetLoss` subset, app. 11.D), starts at ``start``
     (a warm start: e.g. Lanczos SA(1) at the initial parameters). At steps ``first``, ``first`` + K, ...
     below ``until`` (the early, saddle-rich phase; K = ``every``) it is refreshed by ``refresh`` Lanczos
-    iterations (:func:`lanczos` with ``start`` = ṽ) on the current H: the Krylov space contains ṽ, so λ̃ = the SA Ritz value is at most
-    ṽᵀHṽ, a better estimate than one Riemannian step ṽ ← normalise(ṽ − β(Hṽ − λ̃ṽ)) of the thesis's
-    m(v) = vᵀHv, ∇m = 2Hv. When λ̃ < 0, the curvature step is a line search of ``objective`` along
-    θ − α ṽ (eq. 11.1 with u = ṽ, so α is the displacement in parameter units), α ∈ ±``displacements``,
-    taken when it lowers the objective: the step length is measured on the batch it is applied to, not
-    η·gᵀṽ with a minibatch gradient g (whose component on ṽ is mostly noise; at an exact saddle it is 0).
+    iterations (:func:`lanczos` with ``start`` = ṽ) on the current H. The Krylov space contains ṽ, so
+    λ̃ = the SA Ritz value is at most ṽᵀHṽ: never worse than the stored estimate, and better than one
+    Riemannian step ṽ ← normalise(ṽ − β(Hṽ − λ̃ṽ)) on the thesis's m(v) = vᵀHv (∇m = 2Hv).
+    When λ̃ < 0, the curvature step is a line search of ``objective`` along θ − α ṽ (eq. 11.1 with
+    u = ṽ, so α is the displacement in parameter units), α ∈ ±``displacements``, taken when it lowers the
+    objective: the step length is measured on the batch it is applied to, not η·gᵀṽ with a minibatch
+    gradient g (whose component on ṽ is mostly noise; at an exact saddle it is 0).
     Between curvature steps it is the base optimiser. Counters: ``hvps``, ``evaluations`` (objective
     values), ``curvature_steps``, ``negative`` (λ̃ < 0), ``decreases`` (objective change of each taken step).
     """

@@ -395,7 +395,7 @@ def test_warm_started_refreshes_track_the_bottom_eigenvalue_and_check_reports_it
     for _ in range(60):  # lr = 0: only the line searches move theta, and H = A is the same everywhere
         opt.step(lambda: f(theta))
     # restarted Lanczos (each refresh starts from the last v) converges to lambda_d despite the close -0.75:
-    # a refresh stops at residual r <= 1e-3 |lambda~|, an eigenvalue error <= r^2 / gap = (8e-4)^2 / 0.05 = 1.3e-5
+    # a refresh stops at residual r <= 1e-3 |lambda~|: eigenvalue error <= r^2 / gap = (8e-4)^2 / 0.05 ~ 1e-5
     stale, refreshed, bottom = opt.check(generator=runtime.generator(2), tol=1e-10)
     assert opt.eigenvalue == pytest.approx(-0.8, abs=2e-5) and stale == pytest.approx(-0.8, abs=2e-5)
     assert refreshed <= stale + 1e-12  # the Krylov space holds v: a refresh is never worse
@@ -509,8 +509,17 @@ def test_timed_run_logs_steps_seconds_hvps_and_checks():
         torch.optim.SGD(model.parameters(), lr=0.0), objective, start, every=5, until=10, refresh=4
     )
     log = curvature.timed_run(
-        model, opt, x, y, (x, y), steps=12, generator=runtime.generator(0), batch_size=8, eval_every=5,
-        check_at=[5], check_generator=runtime.generator(1),
+        model,
+        opt,
+        x,
+        y,
+        (x, y),
+        steps=12,
+        generator=runtime.generator(0),
+        batch_size=8,
+        eval_every=5,
+        check_at=[5],
+        check_generator=runtime.generator(1),
     )
     assert log["hvps"].tolist() == [0, 4, 8, 8] and opt.curvature_steps == 2  # at steps 0 and 5
     assert log["checks"].shape == (1, 4) and log["checks"][0, 0] == 5
