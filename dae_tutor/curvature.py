@@ -12,9 +12,10 @@
   at a training checkpoint (Fig. 11.5).
 * :func:`line_search_along` -- ℓ(α) = L(θ − α u) on a grid of steps (eq. 11.1 with u = [gᵀv]v), the
   optimal step α* (eq. 11.2: α* = 1/λ on a quadratic) and :func:`quadratic_model`.
-* :class:`NegativeCurvature` -- the optimiser of app. 11.E: a running estimate of the most negative
-  eigenvector, refined on minibatches, and steps along [gᵀṽ]ṽ between the steps of a base optimiser;
-  :func:`timed_run` trains with it (or a plain optimiser) for a wall-clock budget.
+* :class:`NegativeCurvature` -- the optimiser of app. 11.E: a warm-started, Lanczos-refreshed estimate of the
+  most negative eigenvector and, every K steps of a base optimiser, a line search along it;
+  :func:`timed_run` trains with it (or a plain optimiser) and logs steps, seconds and HVPs, and
+  :func:`gradient_equivalents` puts the three on one cost axis.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ def lanczos(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
     progress: bool = False,
+    start: torch.Tensor | None = None,
+    strict: bool = True,
 ) -> Eigenpairs:
     """The k largest (``"LA"``) or smallest (``"SA"``) eigenpairs of the symmetric operator ``matvec``.
 
@@ -169,6 +172,10 @@ def lanczos(
         generator: for the random start vector (any device); dtype/device of the iteration (default
             float64 on the CPU: pass the device of the data the matvec works on).
         progress: a ``tqdm.auto`` bar over matvecs.
+        start: q₁ ∝ ``start`` (a (dim,) vector) instead of a random vector: a warm start. The Krylov space
+            then contains ``start``, so for k = 1 the Ritz value is never worse than its Rayleigh quotient.
+        strict: when False, reaching ``max_iter`` returns the Ritz pairs found so far (their residuals say
+            how far from converged) instead of raising: a fixed budget of matvecs.
 
     Returns:
         :class:`Eigenpairs`, LA in decreasing order, SA in increasing order (most negative first).
@@ -197,6 +204,13 @@ def lanczos(
     max_iter = min(max_iter, dim)
     device = torch.device(device) if device is not None else torch.device("cpu")
     generator = checks.generator("generator", generator)
+    strict = checks.boolean("strict", strict)
+    if start is not None:
+        start = checks.tensor("start", start, ndim=1)
+        if start.shape[0] != dim or not bool(start.norm() > 0):
+            raise ValueError(
+                f"start must be a non-zero vector of length dim = {dim}, got {tuple(start.shape)}"
+            )
 
     def random_vector() -> torch.Tensor:  # drawn on the generator's device, so a CPU seed works anywhere
         where = generator.device if generator is not None else device
@@ -215,7 +229,7 @@ def lanczos(
         return sign * out.detach().to(dtype=dtype, device=device)
 
     Q = torch.empty(min(max_iter + 1, 64), dim, dtype=dtype, device=device)  # grown as needed
-    q = random_vector()
+    q = random_vector() if start is None else start.detach().to(dtype=dtype, device=device)
     Q[0] = q / q.norm()
     alphas: list[float] = []
     betas: list[float] = []
@@ -238,6 +252,7 @@ def lanczos(
                 history.append((sign * top).tolist())
                 sigma = 0.0 if shift is None else float(theta[0]) if shift == "auto" else sign * shift
                 done = j + 1 == dim or bool((res <= tol * (top - sigma).abs()).all())
+                done = done or (not strict and j + 1 == max_iter)
                 if done:
                     X = Q[: j + 1].T @ S[:, -k:].flip(1).to(dtype=dtype, device=device)
                     values = (sign * top).to(dtype=dtype, device=device)
@@ -635,44 +650,67 @@ def quadratic_model(loss0: float, slope: float, curvature: float, alphas: torch.
 # ----------------------------------------------------------------------------- the optimiser of app. 11.E
 
 
+#: Default displacements of the curvature step's line search (parameter-space lengths, each with both signs).
+DISPLACEMENTS = tuple(float(a) for a in torch.logspace(-2, 0.5, 11, dtype=torch.float64))
+
+
 class NegativeCurvature:
-    """A base optimiser plus steps along the most negative curvature (thesis app. 11.E, never tried there).
+    """A base optimiser plus, every K steps, a line search along the most negative curvature (app. 11.E).
 
-    Each :meth:`step` evaluates the minibatch loss (``closure()``), its gradient g and, by double backward,
-    Hṽ for the running estimate ṽ of the most negative eigenvector v_d; it moves ṽ one Riemannian
-    gradient step down the Rayleigh quotient m(v) = vᵀHv on the unit sphere,
-
-        ṽ ← normalise(ṽ − β (Hṽ − (ṽᵀHṽ) ṽ)),   λ̃ = ṽᵀHṽ,
-
-    (∇m = 2Hv; stable for β < 1/(λ₁ − λ_d)), takes the base optimiser's step with g, and then, when
-    λ̃ < 0, the step θ ← θ − η [gᵀṽ]ṽ, whose first-order change −η (gᵀṽ)² ≤ 0 does not depend on the sign
-    of ṽ. ``every`` > 1 does the curvature part only every that many steps (the thesis's "less frequently").
+    The estimate ṽ of v_d, the most negative eigenvector of the Hessian H of ``objective`` (a loss of the
+    flat parameters on a fixed batch, e.g. a :class:`DatasetLoss` subset, app. 11.D), starts at ``start``
+    (a warm start: e.g. Lanczos SA(1) at the initial parameters). At steps ``first``, ``first`` + K, ...
+    below ``until`` (the early, saddle-rich phase; K = ``every``) it is refreshed by ``refresh`` Lanczos
+    iterations (:func:`lanczos` with ``start`` = ṽ) on the current H. The Krylov space contains ṽ, so
+    λ̃ = the SA Ritz value is at most ṽᵀHṽ: never worse than the stored estimate, and better than one
+    Riemannian step ṽ ← normalise(ṽ − β(Hṽ − λ̃ṽ)) on the thesis's m(v) = vᵀHv (∇m = 2Hv).
+    When λ̃ < 0, the curvature step is a line search of ``objective`` along θ − α ṽ (eq. 11.1 with
+    u = ṽ, so α is the displacement in parameter units), α ∈ ±``displacements``, taken when it lowers the
+    objective: the step length is measured on the batch it is applied to, not η·gᵀṽ with a minibatch
+    gradient g (whose component on ṽ is mostly noise; at an exact saddle it is 0).
+    Between curvature steps it is the base optimiser. Counters: ``hvps``, ``evaluations`` (objective
+    values), ``curvature_steps``, ``negative`` (λ̃ < 0), ``decreases`` (objective change of each taken step).
     """
 
     def __init__(
         self,
         base: torch.optim.Optimizer,
+        objective: Loss,
+        start: torch.Tensor,
         *,
-        lr: float,
-        beta: float,
-        every: int = 1,
+        every: int,
+        until: int,
+        first: int = 0,
+        refresh: int = 10,
+        displacements: Sequence[float] = DISPLACEMENTS,
         generator: torch.Generator | None = None,
     ) -> None:
         if not isinstance(base, torch.optim.Optimizer):
             raise TypeError(f"base must be a torch.optim.Optimizer, got {type(base).__name__}")
-        self.base = base
-        self.lr = checks.positive_float("lr", lr)
-        self.beta = checks.positive_float("beta", beta)
-        self.every = checks.positive_int("every", every)
+        if not callable(objective):
+            raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+        self.base, self.objective = base, objective
         self.params = [p for group in base.param_groups for p in group["params"] if p.requires_grad]
-        generator = checks.generator("generator", generator)
+        self.dim = sum(p.numel() for p in self.params)
+        start = checks.tensor("start", start, ndim=1)
+        if start.shape[0] != self.dim or not bool(start.norm() > 0):
+            raise ValueError(
+                f"start must be a non-zero vector of the {self.dim} parameters, got {tuple(start.shape)}"
+            )
+        self.every = checks.positive_int("every", every)
+        self.until = checks.nonnegative_int("until", until)
+        self.first = checks.nonnegative_int("first", first)
+        self.refresh = checks.positive_int("refresh", refresh)
+        grid = checks.as_tensor("displacements", displacements, dtype=torch.float64)
+        if grid.dim() != 1 or grid.numel() < 2 or not bool((grid > 0).all()):
+            raise ValueError(f"displacements must hold at least 2 positive lengths, got {grid.tolist()}")
+        self.grid = torch.cat([-grid, grid])
+        self.generator = checks.generator("generator", generator)
         first = self.params[0]
-        where = generator.device if generator is not None else first.device
-        dim = sum(p.numel() for p in self.params)
-        v = torch.randn(dim, generator=generator, dtype=first.dtype, device=where).to(first.device)
-        self.v = v / v.norm()
+        self.v = start.detach().to(dtype=first.dtype, device=first.device) / start.norm()
         self.eigenvalue = math.nan
-        self.steps = 0
+        self.steps = self.hvps = self.evaluations = self.curvature_steps = self.negative = 0
+        self.decreases: list[float] = []
 
     @property
     def param_groups(self) -> list[dict]:
@@ -681,35 +719,96 @@ class NegativeCurvature:
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base.zero_grad(set_to_none=set_to_none)
 
+    def theta(self) -> torch.Tensor:
+        """The current parameters as one flat vector (detached)."""
+        return torch.cat([p.detach().reshape(-1) for p in self.params])
+
+    def _hvp(self, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda u: hvp(self.objective, theta, u.to(theta.dtype))
+
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """One step on the minibatch loss ``closure()`` (recomputed here with a graph); returns the loss."""
+        """One base step on the minibatch loss ``closure()``, then the curvature step when one is due."""
         if not callable(closure):
             raise TypeError(f"closure must be callable, got {type(closure).__name__}")
-        curvature = self.steps % self.every == 0
+        due = self.first <= self.steps < self.until and (self.steps - self.first) % self.every == 0
         self.steps += 1
         with torch.enable_grad():
             loss = _scalar(closure())
             if not math.isfinite(float(loss.detach())):
                 raise DivergenceError(self.steps - 1, float(loss.detach()), None, "NegativeCurvature")
-            grads = torch.autograd.grad(loss, self.params, create_graph=curvature)
-            g = torch.cat([t.reshape(-1) for t in grads])
-            if curvature:
-                hv = torch.cat([t.reshape(-1) for t in torch.autograd.grad(g @ self.v, self.params)])
-                lam = float(self.v @ hv)
-                v = self.v - self.beta * (hv - lam * self.v)
-                self.v, self.eigenvalue = v / v.norm(), lam
-        g = g.detach()
+            grads = torch.autograd.grad(loss, self.params)
         for p, t in zip(self.params, grads, strict=True):
             p.grad = t.detach()
         self.base.step()
-        if curvature and self.eigenvalue < 0:
-            step = (self.lr * float(g @ self.v)) * self.v
+        if due:
+            self._curvature_step()
+        return loss.detach()
+
+    def _refresh(self, theta: torch.Tensor) -> Eigenpairs:
+        return lanczos(
+            self._hvp(theta),
+            self.dim,
+            1,
+            "SA",
+            tol=1e-3,
+            max_iter=self.refresh,
+            generator=self.generator,
+            dtype=theta.dtype,
+            device=theta.device,
+            start=self.v,
+            strict=False,
+        )
+
+    def _curvature_step(self) -> None:
+        theta = self.theta()
+        pair = self._refresh(theta)
+        self.hvps += pair.n_matvec
+        self.curvature_steps += 1
+        self.v, self.eigenvalue = pair.eigenvectors[:, 0].to(theta.dtype), float(pair.eigenvalues[0])
+        if self.eigenvalue >= 0:
+            return
+        self.negative += 1
+
+        def counted(p: torch.Tensor) -> torch.Tensor:
+            self.evaluations += 1
+            return self.objective(p)
+
+        search = line_search_along(counted, theta, self.v, self.grid)
+        if search.best_decrease < 0:
+            self.decreases.append(search.best_decrease)
             with torch.no_grad():
-                start = 0
+                step, start = search.alpha_star * self.v, 0
                 for p in self.params:
                     p.sub_(step[start : start + p.numel()].view_as(p))
                     start += p.numel()
-        return loss.detach()
+
+    def check(self, *, generator: torch.Generator, tol: float = 1e-3) -> tuple[float, float, float]:
+        """(ṽᵀHṽ, λ̃, λ_d) at the current parameters, changing nothing and counting nothing: the Rayleigh
+        quotient of the stored ṽ, the λ̃ that a refresh would give now, and the bottom eigenvalue of the
+        objective's Hessian by a converged :func:`lanczos` SA(1) (``tol``) from ``generator``."""
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        tol = checks.positive_float("tol", tol)
+        theta = self.theta()
+        matvec = self._hvp(theta)
+        bottom = lanczos(matvec, self.dim, 1, "SA", tol=tol, generator=generator, dtype=theta.dtype)
+        refreshed = float(self._refresh(theta).eigenvalues[0])
+        return float(self.v @ matvec(self.v)), refreshed, float(bottom.eigenvalues[0])
+
+
+def gradient_equivalents(
+    steps: float, hvps: float, evaluations: float, *, batch_size: int, objective_size: int
+) -> float:
+    """Cost in minibatch gradients: each step 1, each HVP on the objective's n examples 2n/b (Pearlmutter's
+    "about two gradients", app. 11.A), each objective value n/(3b) (a forward pass is about a third of a
+    forward-backward), b = ``batch_size``, n = ``objective_size``."""
+    steps, hvps, evaluations = (
+        checks.positive_float(n, v, allow_zero=True)
+        for n, v in (("steps", steps), ("hvps", hvps), ("evaluations", evaluations))
+    )
+    b = checks.positive_int("batch_size", batch_size)
+    n = checks.positive_int("objective_size", objective_size)
+    return steps + (2 * hvps + evaluations / 3) * n / b
 
 
 def timed_run(
@@ -719,19 +818,23 @@ def timed_run(
     y: torch.Tensor,
     eval_data: Sequence[torch.Tensor],
     *,
-    seconds: float,
+    steps: int,
     generator: torch.Generator,
     batch_size: int = 32,
     eval_every: int = 25,
-) -> tuple[np.ndarray, int, list[float]]:
-    """Train ``model`` on the cross-entropy of minibatches of (x, y) for ``seconds`` of wall-clock spent
-    in the training steps (the race of app. 11.E: equal time, not equal steps).
+    check_at: Sequence[int] = (),
+    check_generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """Train ``model`` on the cross-entropy of minibatches of (x, y) for ``steps`` steps, logging what the
+    race of app. 11.E compares: per step, per HVP and per second.
 
-    Minibatch indices are drawn from ``generator``; with a :class:`NegativeCurvature` optimiser each step
-    goes through its closure and its eigenvalue estimate λ̃ is recorded. Every ``eval_every`` steps
-    (from step 0, before the clock counts it) the mean cross-entropy on ``eval_data`` = (inputs, labels)
-    is recorded. Returns the (seconds, eval loss) pairs as an (m, 2) array, the number of steps, and
-    the λ̃ of every step (empty for a plain optimiser).
+    Minibatch indices are drawn from ``generator``. Every ``eval_every`` steps (from step 0) and after the
+    last, the mean cross-entropy on ``eval_data`` = (inputs, labels) is recorded with the step, the seconds
+    spent in training steps so far (evaluations and checks excluded) and, for a :class:`NegativeCurvature`
+    optimiser, its ``hvps`` and ``evaluations`` so far. At the steps of ``check_at`` it runs
+    :meth:`NegativeCurvature.check` (from ``check_generator``). Returns a dict of float64 tensors:
+    ``step``, ``seconds``, ``hvps``, ``evaluations``, ``loss`` (one entry per log) and ``checks``
+    (rows step, ṽᵀHṽ, λ̃, λ_d).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -743,28 +846,39 @@ def timed_run(
     checks.class_labels("y", y, x.shape[0])
     if not isinstance(eval_data, Sequence) or len(eval_data) != 2:
         raise TypeError("eval_data must be a pair of tensors (inputs, labels)")
-    seconds = checks.positive_float("seconds", seconds)
+    steps = checks.positive_int("steps", steps)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     batch_size = checks.positive_int("batch_size", batch_size)
     eval_every = checks.positive_int("eval_every", eval_every)
     eval_x = checks.tensor("eval_data[0]", eval_data[0])
     eval_y = checks.class_labels("eval_data[1]", eval_data[1], eval_x.shape[0])
+    check_at = set(checks.int_sequence("check_at", check_at, minimum=0))
     curvature_steps = isinstance(optimizer, NegativeCurvature)
-    clock, curve, step, lams = 0.0, [], 0, []
-    while clock < seconds:
-        if step % eval_every == 0:
+    if check_at and not (curvature_steps and isinstance(check_generator, torch.Generator)):
+        raise TypeError("check_at needs a NegativeCurvature optimizer and a torch.Generator check_generator")
+    clock, log, found = 0.0, [], []
+    for step in range(steps + 1):
+        if step % eval_every == 0 or step == steps:
             with torch.no_grad():
-                curve.append((clock, F.cross_entropy(model(eval_x), eval_y).item()))
+                loss = F.cross_entropy(model(eval_x), eval_y).item()
+            counts = (optimizer.hvps, optimizer.evaluations) if curvature_steps else (0, 0)
+            log.append((step, clock, *counts, loss))
+        if step in check_at:
+            found.append((step, *optimizer.check(generator=check_generator)))
+        if step == steps:
+            break
         idx = torch.randint(len(y), (batch_size,), generator=generator).to(x.device)
         start = time.perf_counter()
         if curvature_steps:
             optimizer.step(lambda idx=idx: F.cross_entropy(model(x[idx]), y[idx]))
-            lams.append(optimizer.eigenvalue)
         else:
             optimizer.zero_grad()
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             optimizer.step()
         clock += time.perf_counter() - start
-        step += 1
-    return np.array(curve), step, lams
+    table = torch.tensor(log, dtype=torch.float64)
+    names = ("step", "seconds", "hvps", "evaluations", "loss")
+    out = {name: table[:, i] for i, name in enumerate(names)}
+    out["checks"] = torch.tensor(found, dtype=torch.float64).reshape(-1, 4)
+    return out

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -347,31 +346,96 @@ def test_line_search_bad_inputs_raise():
 # ----------------------------------------------------------------------------- app. 11.E
 
 
-def test_negative_curvature_tracks_the_most_negative_eigenvector_of_a_quadratic():
-    spectrum = torch.cat([torch.tensor([-0.8, -0.2]), torch.linspace(0.1, 2.0, 18)])
-    A = symmetric_with_spectrum(spectrum, seed=9)
-    theta = torch.nn.Parameter(torch.randn(20, generator=runtime.generator(10)))
-    base = torch.optim.SGD([theta], lr=1e-4)
+def saddle_toy(p: torch.Tensor) -> torch.Tensor:
+    """f(x, y) = x² − y² + y⁴/4 (spec C.7): a saddle at 0 (H = diag(2, −2)), minima f = −1 at (0, ±√2)."""
+    return p[0] ** 2 - p[1] ** 2 + p[1] ** 4 / 4
+
+
+def test_the_curvature_step_escapes_a_saddle_that_gradient_descent_converges_to():
+    # From (0.5, 0), on the saddle's stable manifold y = 0, the gradient (2x, 0) never leaves y = 0: gradient
+    # descent converges to the saddle, f -> 0 (the control). Its component on v = e_y is exactly 0, so the
+    # thesis's step [g^T v] v would not move either; the line search along v does, to the minimum f = -1.
+    start = torch.tensor([0.5, 0.0])
+    plain = torch.nn.Parameter(start.clone())
+    sgd = torch.optim.SGD([plain], lr=0.1)
+    for _ in range(200):
+        sgd.zero_grad()
+        saddle_toy(plain).backward()
+        sgd.step()
+    assert plain[1].item() == 0.0 and abs(saddle_toy(plain).item()) < 1e-12
+    theta = torch.nn.Parameter(start.clone())
     opt = curvature.NegativeCurvature(
-        base, lr=1e-3, beta=0.5 / float(spectrum.max() - spectrum.min()), generator=runtime.generator(11)
+        torch.optim.SGD([theta], lr=0.1), saddle_toy, torch.tensor([1.0, 1.0]), every=1, until=1, refresh=2
     )
-    f = quadratic(A, torch.zeros(20))
-    losses = [float(opt.step(lambda: f(theta))) for _ in range(400)]
-    v_min = torch.linalg.eigh(A).eigenvectors[:, 0]
-    # Gradient descent on the Rayleigh quotient contracts the error by (1 - beta * gap) per step:
-    # (1 - 0.5 * 0.6 / 2.8)^400 ~ 1e-20, so only rounding is left.
-    assert math.isclose(opt.eigenvalue, -0.8, rel_tol=1e-6), opt.eigenvalue
-    assert abs(float(opt.v @ v_min)) > 1 - 1e-8
-    assert losses[-1] < losses[0]  # every step is a descent step on x^T A x / 2 for these small rates
+    for _ in range(200):
+        opt.step(lambda: saddle_toy(theta))
+    # one curvature step (until=1): Lanczos on the 2-d Hessian diag(2, -2) at (0.4, 0) is exact (2 matvecs)
+    assert opt.curvature_steps == opt.negative == len(opt.decreases) == 1 and opt.hvps == 2
+    assert opt.eigenvalue == pytest.approx(-2.0, abs=1e-12)
+    # the line search alone lowers f by about the closed form's 1 (-y^2 + y^4/4 at y = sqrt 2; grid, parabola)
+    assert -1.0 <= opt.decreases[0] < -0.95
+    # and the base steps then converge to the minimum (0, ±sqrt 2), f = -1 (SGD contracts by 0.6-0.8 a step)
+    torch.testing.assert_close(theta.detach().abs(), torch.tensor([0.0, math.sqrt(2)]), atol=1e-8, rtol=0)
+    assert saddle_toy(theta).item() == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_warm_started_refreshes_track_the_bottom_eigenvalue_and_check_reports_it():
+    spectrum = torch.cat([torch.tensor([-0.8, -0.75]), torch.linspace(0.1, 2.0, 38)])
+    A = symmetric_with_spectrum(spectrum, seed=9)
+    theta = torch.nn.Parameter(torch.zeros(40))
+    f = quadratic(A, torch.zeros(40))
+    cold = torch.randn(40, generator=runtime.generator(1))
+    opt = curvature.NegativeCurvature(
+        torch.optim.SGD([theta], lr=0.0), f, cold, every=1, until=100, refresh=3, displacements=[0.1, 1.0]
+    )
+    # control: a cold start's Rayleigh quotient, and one refresh of 3 Lanczos steps from it, are far off
+    stale, refreshed, bottom = opt.check(generator=runtime.generator(2), tol=1e-10)
+    assert bottom == pytest.approx(-0.8, abs=1e-8)
+    assert stale > -0.4 and refreshed > -0.75
+    for _ in range(60):  # lr = 0: only the line searches move theta, and H = A is the same everywhere
+        opt.step(lambda: f(theta))
+    # restarted Lanczos (each refresh starts from the last v) converges to lambda_d despite the close -0.75:
+    # a refresh stops at residual r <= 1e-3 |lambda~|: eigenvalue error <= r^2 / gap = (8e-4)^2 / 0.05 ~ 1e-5
+    stale, refreshed, bottom = opt.check(generator=runtime.generator(2), tol=1e-10)
+    assert opt.eigenvalue == pytest.approx(-0.8, abs=2e-5) and stale == pytest.approx(-0.8, abs=2e-5)
+    assert refreshed <= stale + 1e-12  # the Krylov space holds v: a refresh is never worse
+    assert opt.hvps <= 3 * 60 and opt.negative == opt.curvature_steps == 60
+
+
+def test_lanczos_warm_start_and_a_fixed_budget():
+    spectrum = torch.linspace(-1.0, 3.0, 30, dtype=F64)
+    A = symmetric_with_spectrum(spectrum, seed=4)
+    exact = torch.linalg.eigh(A).eigenvectors[:, 0]
+    found = curvature.lanczos(lambda v: A @ v, 30, 1, "SA", start=exact)
+    assert found.n_matvec == 1 and found.eigenvalues[0].item() == pytest.approx(-1.0, abs=1e-12)
+    start = torch.randn(30, generator=runtime.generator(5), dtype=F64)
+    with pytest.raises(errors.ConvergenceError):
+        curvature.lanczos(lambda v: A @ v, 30, 1, "SA", start=start, max_iter=3)
+    budget = curvature.lanczos(lambda v: A @ v, 30, 1, "SA", start=start, max_iter=3, strict=False)
+    rayleigh = (start @ A @ start / (start @ start)).item()
+    assert budget.n_matvec == 3 and -1.0 < budget.eigenvalues[0].item() < rayleigh
+    with pytest.raises(ValueError, match="start"):
+        curvature.lanczos(lambda v: A @ v, 30, 1, "SA", start=torch.zeros(30, dtype=F64))
+
+
+def test_gradient_equivalents_counts_steps_hvps_and_loss_values():
+    assert curvature.gradient_equivalents(10, 0, 0, batch_size=32, objective_size=400) == 10
+    assert curvature.gradient_equivalents(0, 1, 0, batch_size=32, objective_size=32) == 2
+    assert curvature.gradient_equivalents(0, 0, 3, batch_size=32, objective_size=64) == pytest.approx(2)
 
 
 def test_negative_curvature_checks_its_arguments():
     p = torch.nn.Parameter(torch.zeros(3))
+    f = lambda q: (q**2).sum()  # noqa: E731
     with pytest.raises(TypeError, match="base"):
-        curvature.NegativeCurvature("sgd", lr=1.0, beta=0.1)
-    with pytest.raises(ValueError, match="lr"):
-        curvature.NegativeCurvature(torch.optim.SGD([p], lr=0.1), lr=-1.0, beta=0.1)
-    opt = curvature.NegativeCurvature(torch.optim.SGD([p], lr=0.1), lr=1.0, beta=0.1)
+        curvature.NegativeCurvature("sgd", f, torch.ones(3), every=1, until=1)
+    with pytest.raises(ValueError, match="start"):
+        curvature.NegativeCurvature(torch.optim.SGD([p], lr=0.1), f, torch.ones(4), every=1, until=1)
+    with pytest.raises(ValueError, match="displacements"):
+        curvature.NegativeCurvature(
+            torch.optim.SGD([p], lr=0.1), f, torch.ones(3), every=1, until=1, displacements=[1.0, -1.0]
+        )
+    opt = curvature.NegativeCurvature(torch.optim.SGD([p], lr=0.1), f, torch.ones(3), every=1, until=1)
     with pytest.raises(errors.DivergenceError, match="the loss is nan at step 0;"):
         opt.step(lambda: (p * math.nan).sum())
 
@@ -429,19 +493,43 @@ def test_checkpoint_spectrum_against_the_full_hessian():
         curvature.checkpoint_spectrum(model, theta, F.cross_entropy, subset, 4, objective=None)
 
 
-def test_timed_run_records_the_eval_loss_and_the_tracked_eigenvalue():
-    model, (x, y), _ = small_problem()
+def test_timed_run_logs_steps_seconds_hvps_and_checks():
+    model, (x, y), objective = small_problem()
     initial = F.cross_entropy(model(x), y).item()
     frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # control: no step changes the eval loss
-    curve, steps, lams = curvature.timed_run(
-        model, frozen, x, y, (x, y), seconds=0.05, generator=runtime.generator(0), batch_size=8, eval_every=5
+    log = curvature.timed_run(
+        model, frozen, x, y, (x, y), steps=12, generator=runtime.generator(0), batch_size=8, eval_every=5
     )
-    assert steps > 0 and lams == [] and len(curve) == math.ceil(steps / 5)
-    assert curve[0, 0] == 0.0 and (np.diff(curve[:, 0]) >= 0).all()
-    assert np.allclose(curve[:, 1], initial, rtol=1e-12, atol=0)
-    opt = curvature.NegativeCurvature(torch.optim.SGD(model.parameters(), lr=0.5), lr=0.1, beta=0.1)
-    curve, steps, lams = curvature.timed_run(
-        model, opt, x, y, (x, y), seconds=0.2, generator=runtime.generator(0), batch_size=8, eval_every=5
+    assert log["step"].tolist() == [0, 5, 10, 12] and (log["hvps"] == 0).all()
+    assert log["checks"].shape == (0, 4)
+    assert log["seconds"][0] == 0.0 and (log["seconds"].diff() > 0).all()
+    assert torch.allclose(log["loss"], torch.tensor(initial, dtype=F64), rtol=1e-12, atol=0)
+    start = torch.ones(objective.dim)
+    opt = curvature.NegativeCurvature(  # a frozen base: only the curvature steps can change the loss
+        torch.optim.SGD(model.parameters(), lr=0.0), objective, start, every=5, until=10, refresh=4
     )
-    assert len(lams) == steps and all(math.isfinite(v) for v in lams)
-    assert curve[-1, 1] < initial  # it trains
+    log = curvature.timed_run(
+        model,
+        opt,
+        x,
+        y,
+        (x, y),
+        steps=12,
+        generator=runtime.generator(0),
+        batch_size=8,
+        eval_every=5,
+        check_at=[5],
+        check_generator=runtime.generator(1),
+    )
+    assert log["hvps"].tolist() == [0, 4, 8, 8] and opt.curvature_steps == 2  # at steps 0 and 5
+    assert log["checks"].shape == (1, 4) and log["checks"][0, 0] == 5
+    stale, refreshed, bottom = log["checks"][0, 1:].tolist()
+    assert bottom <= refreshed <= stale + 1e-12  # lambda_d <= the refreshed Ritz value <= the stored v's
+    # the objective is the eval data: the loss fell by exactly the decreases the line searches bought
+    assert opt.negative == len(opt.decreases) == 2
+    assert log["loss"][-1].item() == pytest.approx(initial + sum(opt.decreases), abs=1e-12)
+    assert log["loss"][-1] < initial
+    with pytest.raises(TypeError, match="check_at"):
+        curvature.timed_run(
+            model, frozen, x, y, (x, y), steps=2, generator=runtime.generator(0), check_at=[1]
+        )

@@ -1015,7 +1015,17 @@ case(
 case(
     "curvature.lanczos",
     curvature.lanczos,
-    lambda: dict(matvec=lambda v: DIAG * v, dim=6, k=2, which="LA", tol=1e-8, max_iter=30, generator=g()),
+    lambda: dict(
+        matvec=lambda v: DIAG * v,
+        dim=6,
+        k=2,
+        which="LA",
+        tol=1e-8,
+        max_iter=30,
+        generator=g(),
+        start=torch.ones(6, dtype=torch.float64),
+        strict=True,
+    ),
     finite=False,
     matvec=CALL,
     dim=Int(),
@@ -1024,6 +1034,8 @@ case(
     tol=POS,
     max_iter=Int(),
     generator=GEN,
+    start=T("type", "numpy", "ndim", "empty", "width"),
+    strict=BOOL,
 )
 DSET = lambda: dict(model=small_net(), loss_fn=nn.functional.cross_entropy, data=(XB, YB))  # noqa: E731
 DATA = Kind(
@@ -1093,9 +1105,16 @@ case(
 )
 
 
+def neg_curv(model: nn.Module) -> curvature.NegativeCurvature:
+    objective = curvature.DatasetLoss(model, nn.functional.cross_entropy, (XB, YB))
+    return curvature.NegativeCurvature(
+        torch.optim.SGD(model.parameters(), lr=0.1), objective, torch.ones(objective.dim), every=1, until=2
+    )
+
+
 def neg_curv_step(closure: object) -> torch.Tensor:
     model = small_net()
-    opt = curvature.NegativeCurvature(torch.optim.SGD(model.parameters(), lr=0.1), lr=0.1, beta=0.5)
+    opt = neg_curv(model)
     if closure == "valid":
         closure = lambda: (model(XB) ** 2).mean()  # noqa: E731
     return opt.step(closure)
@@ -1104,17 +1123,48 @@ def neg_curv_step(closure: object) -> torch.Tensor:
 case(
     "curvature.NegativeCurvature",
     lambda base, **kw: curvature.NegativeCurvature(base, **kw),
-    lambda: dict(
-        base=torch.optim.SGD(small_net().parameters(), lr=0.1), lr=0.1, beta=0.5, every=2, generator=g()
-    ),
+    lambda: (
+        lambda m: dict(
+            base=torch.optim.SGD(m.parameters(), lr=0.1),
+            objective=curvature.DatasetLoss(m, nn.functional.cross_entropy, (XB, YB)),
+            start=THETA.clone(),
+            every=2,
+            until=4,
+            first=1,
+            refresh=3,
+            displacements=[0.1, 1.0],
+            generator=g(),
+        )
+    )(small_net()),
     finite=False,
     base=Kind(lambda v: st.sampled_from([0, "sgd", small_net()])),
-    lr=POS,
-    beta=POS0,
+    objective=CALL,
+    start=T("type", "numpy", "ndim", "empty", "width"),
     every=Int(),
+    until=Int(0),
+    first=Int(0),
+    refresh=Int(),
+    displacements=T("type", "ndim", "nan", "empty", "range", out=(-0.5, 0.0)),
     generator=GEN,
 )
 case("NegativeCurvature.step", neg_curv_step, lambda: dict(closure="valid"), closure=CALL)
+case(
+    "NegativeCurvature.check",
+    lambda **kw: neg_curv(small_net()).check(**kw),
+    lambda: dict(generator=g(), tol=1e-3),
+    generator=Kind(lambda v: st.sampled_from([0, "seed", None])),
+    tol=POS,
+)
+case(
+    "curvature.gradient_equivalents",
+    curvature.gradient_equivalents,
+    lambda: dict(steps=10, hvps=2, evaluations=3, batch_size=32, objective_size=400),
+    steps=POS0,
+    hvps=POS0,
+    evaluations=POS0,
+    batch_size=Int(),
+    objective_size=Int(),
+)
 # conditioning -----------------------------------------------------------------------------------------
 case(
     "conditioning.gradient_descent_steps",
@@ -1237,10 +1287,11 @@ case(
             x=XB,
             y=YB,
             eval_data=(XB, YB),
-            seconds=0.002,
+            steps=3,
             generator=g(),
             batch_size=2,
             eval_every=2,
+            check_at=[],
         )
     )(small_net()),
     finite=False,
@@ -1250,10 +1301,11 @@ case(
     x=T(*F, "rows"),
     y=Y2,
     eval_data=Kind(lambda v: st.sampled_from([(XB,), "e", (XB.long(), YB), (XB, YB[:3]), (XB, YB.float())])),
-    seconds=POS,
+    steps=Int(),
     generator=Kind(lambda v: st.sampled_from([0, "seed", None])),
     batch_size=Int(),
     eval_every=Int(),
+    check_at=Kind(lambda v: st.sampled_from([[-1], "1", [1.5], [1]])),
 )
 
 # nets -----------------------------------------------------------------------------------------------
