@@ -118,6 +118,16 @@ def mlp_probe(
     return net.requires_grad_(False), value, grad
 
 
+def _pair(name: str, value: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two non-empty 2-d tensors of one shape (the two fits' probabilities, or their parameters)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair of 2-d tensors, one per fit")
+    a, b = (checks.tensor(name, t, ndim=2, nonempty=True) for t in value)
+    if a.shape != b.shape:
+        raise ValueError(f"{name} must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return a, b
+
+
 def same_optimum_failures(
     objective: tuple[float, float],
     probabilities: tuple[torch.Tensor, torch.Tensor],
@@ -138,11 +148,7 @@ def same_optimum_failures(
     if not isinstance(objective, (tuple, list)) or len(objective) != 2:
         raise TypeError("objective must be a pair of the two fits' objective values")
     f_a, f_b = (checks.real("objective", v) for v in objective)
-    if not isinstance(probabilities, (tuple, list)) or len(probabilities) != 2:
-        raise TypeError("probabilities must be a pair of (n, C) tensors")
-    p_a, p_b = (checks.tensor("probabilities", p, ndim=2, nonempty=True) for p in probabilities)
-    if p_a.shape != p_b.shape:
-        raise ValueError(f"probabilities must have one shape, got {tuple(p_a.shape)} and {tuple(p_b.shape)}")
+    p_a, p_b = _pair("probabilities", probabilities)
     objective_tol = checks.positive_float("objective_tol", objective_tol, allow_zero=True)
     probability_tol = checks.positive_float("probability_tol", probability_tol, allow_zero=True)
     failures = []
@@ -152,11 +158,7 @@ def same_optimum_failures(
     if gap > probability_tol:
         failures.append(f"the probabilities differ by up to {gap:.3g} > {probability_tol:.3g}")
     if parameters is not None:
-        if not isinstance(parameters, (tuple, list)) or len(parameters) != 2:
-            raise TypeError("parameters must be a pair of [W | b] tensors")
-        t_a, t_b = (checks.tensor("parameters", t, ndim=2, nonempty=True) for t in parameters)
-        if t_a.shape != t_b.shape:
-            raise ValueError(f"parameters must have one shape, got {tuple(t_a.shape)} and {tuple(t_b.shape)}")
+        t_a, t_b = _pair("parameters", parameters)
         parameter_tol = checks.positive_float("parameter_tol", parameter_tol, allow_zero=True)
         distance = float(torch.linalg.norm(centred(t_a) - centred(t_b).to(t_a)))
         if distance > parameter_tol:

@@ -2063,6 +2063,7 @@ case(
     auxiliary.leading_failures,
     lambda: dict(with_head=READ, without_head=READ, below=[1], steps=[0], margin=0.05),
     finite=False,
+    expect={"below": "below|with_head", "steps": "steps|with_head"},  # a layer or step the readings lack
     with_head=Kind(lambda v: st.sampled_from([[], "r", {1: READ[0]}, {0: {"valid": [0.5]}}])),
     without_head=Kind(lambda v: st.sampled_from([[], "r", {1: READ[0]}, {0: {"valid": [0.5]}}])),
     below=Kind(lambda v: st.sampled_from([[-1], "1", 1, [1.5], [5]])),
