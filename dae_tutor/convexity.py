@@ -43,7 +43,7 @@ def strong_convexity(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, l2: 
     bias shift); μ the next one, the strong-convexity modulus on the complement (module docstring).
     """
     x, y = _features_labels(x, y)
-    theta = checks.tensor("theta", theta, ndim=2, last_dim=x.shape[1] + 1)
+    theta = checks.tensor("theta", theta, ndim=2, last_dim=x.shape[1] + 1, nonempty=True)
     l2 = checks.positive_float("l2", l2, allow_zero=True)
     probes.objective_and_gradient(x, theta, y, l2)  # the checks of theta's class count
 

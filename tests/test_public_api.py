@@ -1757,6 +1757,7 @@ case(
         lr=1e-3,
         seed=0,
         snapshot_steps=(1,),
+        loss=None,
         progress=False,
     ),
     finite=False,
