@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "ablation",
+    "auxiliary",
     "baselines",
     "binary_nets",
     "cache",
@@ -38,6 +39,7 @@ __all__ = [
     "checks",
     "classifiers",
     "conditioning",
+    "convexity",
     "corruption",
     "curvature",
     "data",

@@ -105,6 +105,12 @@ class DeepMLP(nn.Module):
     names what the bypassed segment hands to the merge (for probes and for ablation,
     :mod:`dae_tutor.ablation`). The probe taps ``h0`` (the input), ``h1`` … ``h{depth}`` (after the
     merge) and ``logits``.
+
+    With ``aux_at``, an auxiliary classifier head ``aux_logits`` (a linear layer of 10 logits) reads
+    h_{aux_at}, as Inception's auxiliary head does (thesis §9.4.2, app. 9.C): :meth:`forward_with_aux`
+    returns both heads' logits (``forward`` only the main head's, so that probes and errors see the
+    main model); :func:`dae_tutor.auxiliary.head_loss` trains both. The head is built after every other
+    layer, so the body's initialisation is that of the same seed without it.
     """
 
     def __init__(
@@ -115,11 +121,17 @@ class DeepMLP(nn.Module):
         n_in: int = 784,
         skip_from: int = 1,
         skip_to: int | None = None,
+        aux_at: int | None = None,
         init: str = "default",
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.depth = checks.positive_int("depth", depth, minimum=2)
+        if aux_at is not None:
+            aux_at = checks.positive_int("aux_at", aux_at)
+            if aux_at > self.depth:
+                raise ValueError(f"aux_at must be <= depth = {self.depth}, got {aux_at}")
+        self.aux_at = aux_at
         init = checks.one_of("init", init, ("default", "orthogonal"))
         width = checks.positive_int("width", width)
         n_in = checks.positive_int("n_in", n_in)
@@ -146,13 +158,15 @@ class DeepMLP(nn.Module):
                 for layer in self.layers:
                     nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
                     nn.init.zeros_(layer.bias)
+            if aux_at is not None:
+                self.aux_logits = nn.Linear(width, 10)
 
         _seeded(seed, build)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, aux: bool, detach: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         checks.tensor("x", x, ndim=2, last_dim=self.layers[0].in_features, nonempty=True)
         h = self.get_submodule("h0")(x)
-        skip = None
+        skip = aux_out = None
         for k, layer in enumerate(self.layers, start=1):
             h = torch.relu(layer(h))
             if k == self.skip_to:
@@ -160,7 +174,20 @@ class DeepMLP(nn.Module):
             h = self.get_submodule(f"h{k}")(h)
             if k == self.skip_from:
                 skip = h
-        return self.logits(h)
+            if aux and k == self.aux_at:
+                aux_out = self.aux_logits(h.detach() if detach else h)
+        return self.logits(h), aux_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x, aux=False, detach=False)[0]
+
+    def forward_with_aux(self, x: torch.Tensor, *, detach: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(main logits, auxiliary logits) on ``x``; with ``detach``, the head reads h_{aux_at}.detach()
+        (a diode, app. 9.A): it still learns, but sends no gradient into the layers below it."""
+        if self.aux_at is None:
+            raise ValueError("forward_with_aux needs a model built with aux_at")
+        checks.boolean("detach", detach)
+        return self._forward(x, aux=True, detach=detach)
 
 
 class _Block(nn.Module):
@@ -266,9 +293,13 @@ def fit_classifier(
     seed: int = 0,
     snapshot_steps: Sequence[int] = (),
     optimizer_options: dict | None = None,
+    loss: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     progress: bool = False,
 ) -> tuple[list[float], dict[int, dict[str, torch.Tensor]]]:
     """Train ``model`` (in train mode) on the mean cross-entropy of shuffled minibatches of (x, y).
+
+    ``loss(model, idx)``, when given, replaces that criterion: it receives the minibatch's row indices
+    into (x, y) (e.g. :func:`dae_tutor.auxiliary.head_loss`, main plus auxiliary head).
 
     Each epoch visits every example once, in an order drawn from ``seed``; the last partial batch is
     dropped. Returns the loss history (one value per step) and ``{step: state_dict}`` copies of the
@@ -286,6 +317,8 @@ def fit_classifier(
     per_epoch = x.shape[0] // batch_size
     steps = epochs * per_epoch
     wanted = sorted(set(checks.int_sequence("snapshot_steps", snapshot_steps, minimum=0)))
+    if loss is not None and not callable(loss):
+        raise TypeError(f"loss must be callable as loss(model, idx), got {type(loss).__name__}")
     if wanted and wanted[-1] > steps:
         raise ValueError(f"snapshot_steps must be <= the {steps} training steps, got {wanted[-1]}")
     gen = runtime.generator(seed, x.device)
@@ -302,7 +335,7 @@ def fit_classifier(
             order = torch.randperm(x.shape[0], generator=gen, device=x.device)
         idx = order[k * batch_size : (k + 1) * batch_size]
         step += 1
-        return F.cross_entropy(model(x[idx]), y[idx])
+        return F.cross_entropy(model(x[idx]), y[idx]) if loss is None else loss(model, idx)
 
     model.train()
     history = train.train_loop(

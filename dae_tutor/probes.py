@@ -611,6 +611,35 @@ def _fit_adam(
     return best_epoch
 
 
+def _start_at(
+    probes: _Probes,
+    init: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None,
+    widths: dict[str, int],
+    n_classes: int,
+) -> None:
+    """Copy ``init`` (see :func:`fit_probes`), checked against the layers and widths, into ``probes``."""
+    if init is None:
+        return
+    if not isinstance(init, Mapping):
+        raise TypeError(f"init must be a dict of layer name to (weight, bias), got {type(init).__name__}")
+    unknown = set(init) - set(widths)
+    if unknown:
+        raise ValueError(f"init names layers that are not probed: {sorted(unknown)}")
+    for name, pair in init.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"init[{name!r}] must be a (weight, bias) pair, got {type(pair).__name__}")
+        k = probes.names.index(name)
+        w = checks.tensor(f"init[{name!r}] weight", pair[0], ndim=2, last_dim=widths[name])
+        b = checks.tensor(f"init[{name!r}] bias", pair[1], ndim=1, last_dim=n_classes)
+        if w.shape[0] != n_classes:
+            raise ValueError(
+                f"init[{name!r}] weight must be ({n_classes}, {widths[name]}), got {tuple(w.shape)}"
+            )
+        with torch.no_grad():
+            probes.weights[k].copy_(w)
+            probes.biases[k].copy_(b)
+
+
 def fit_probes(
     features: Mapping[str, torch.Tensor],
     labels: torch.Tensor,
@@ -627,6 +656,7 @@ def fit_probes(
     seed: int = 0,
     solver: str = "adam",
     tol: float = LBFGS_TOL,
+    init: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     progress: bool = False,
 ) -> dict[str, ProbeResult]:
     """Train one linear softmax probe per layer, all at once, and report each layer's errors and losses.
@@ -670,6 +700,10 @@ def fit_probes(
         solver: ``"adam"`` (minibatch Adam with early stopping) or ``"lbfgs"`` (full batch, to tolerance).
         tol: ``solver="lbfgs"`` stops a layer when every component of its objective's gradient is at
             most ``tol`` in absolute value (> 0; unused by Adam).
+        init: the starting point ``{layer: (weight (C, d), bias (C,))}``, in the parametrisation of
+            :class:`ProbeResult` (on the standardised features); a layer not named starts at zero
+            (the default for all). The problem is convex, so the optimum does not depend on it
+            (up to the bias shift where l2 = 0 cannot pin it; §9.3.2): a check of convexity.
         progress: show a ``tqdm.auto`` bar.
 
     Returns:
@@ -732,6 +766,7 @@ def fit_probes(
     xs_train = prepare(train_x, column_major=solver == "lbfgs")  # see _objective_and_gradient
     xs_split = {what: (prepare(x), y) for what, (x, y) in splits.items()}
     probes = _Probes(widths, n_classes, dtype, dev)
+    _start_at(probes, init, widths, n_classes)
     if solver == "lbfgs":
         best_epoch = _fit_lbfgs(probes, xs_train, labels, l2=l2, tol=tol, epochs=epochs, progress=progress)
     else:
@@ -805,13 +840,15 @@ def layer_readings(
     *,
     reduce: Reducer | Mapping[str, Reducer] | None = None,
     patience: int = 5,
+    solver: str = "adam",
 ) -> dict[str, list[float] | float]:
     """One probe per layer of ``model`` (in eval mode) and the model's own error: the curves of Figs 9.3-9.5.
 
     The probes are :func:`fit_probes` on the features :func:`capture` reads on ``train`` = (x, y),
-    scored on ``valid`` (and ``test``); the model's error is the fraction of ``argmax_c`` logits that
-    differ from the labels. Returns ``{"valid": [error per layer], "model_valid": error}``, plus
-    ``"test"`` and ``"model_test"`` when ``test`` is given.
+    scored on ``valid`` (and ``test``), fitted by ``solver`` (Adam stopped early with ``patience``, or
+    L-BFGS to the penalised optimum, cheaper for narrow layers); the model's error is the fraction of
+    ``argmax_c`` logits that differ from the labels. Returns ``{"valid": [error per layer],
+    "model_valid": error}``, plus ``"test"`` and ``"model_test"`` when ``test`` is given.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -827,6 +864,7 @@ def layer_readings(
         train[1],
         *[(f, y) for f, (_, (_, y)) in zip(feats[1:], given[1:], strict=True)],
         patience=patience,
+        solver=solver,
         progress=False,
     )
     out: dict[str, list[float] | float] = {}

@@ -62,6 +62,7 @@ from torch import nn
 
 from dae_tutor import (
     ablation,
+    auxiliary,
     baselines,
     binary_nets,
     cache,
@@ -69,6 +70,7 @@ from dae_tutor import (
     checks,
     classifiers,
     conditioning,
+    convexity,
     corruption,
     curvature,
     data,
@@ -1757,15 +1759,24 @@ case(
 case(
     "classifiers.DeepMLP",
     classifiers.DeepMLP,
-    lambda: dict(depth=3, width=4, n_in=5, skip_from=1, skip_to=2, init="default", seed=0),
+    lambda: dict(depth=3, width=4, n_in=5, skip_from=1, skip_to=2, aux_at=2, init="default", seed=0),
     finite=False,
     depth=Int(),
     width=Int(),
     n_in=Int(),
     skip_from=Int(),
     skip_to=Kind(lambda v: st.sampled_from([1.5, "2", 0, -1, 10])),
+    aux_at=Kind(lambda v: st.sampled_from([1.5, "2", 0, -1, 10])),
     init=CHOICE,
     seed=Int(0),
+)
+case(
+    "DeepMLP.forward_with_aux",
+    lambda x, detach: classifiers.DeepMLP(3, 4, n_in=3, aux_at=2).forward_with_aux(x, detach=detach),
+    lambda: dict(x=x2(4, 3).float(), detach=True),
+    finite=False,
+    x=T(*F, "width"),
+    detach=BOOL,
 )
 case(
     "classifiers.SmallResNet",
@@ -1798,6 +1809,7 @@ case(
         lr=1e-3,
         seed=0,
         snapshot_steps=(1,),
+        loss=None,
         progress=False,
     ),
     finite=False,
@@ -1811,6 +1823,7 @@ case(
     lr=POS,
     seed=Int(0),
     snapshot_steps=Kind(lambda v: st.sampled_from([(-1,), (1.5,), "1", 1])),
+    loss=Kind(lambda v: st.sampled_from([0, "f"])),
     progress=BOOL,
 )
 
@@ -1887,6 +1900,7 @@ case(
         standardize=True,
         seed=0,
         solver="adam",
+        init={"a": (x2(2, 3), x2(1, 2)[0])},
         progress=False,
     ),
     finite=False,
@@ -1913,6 +1927,17 @@ case(
     standardize=BOOL,
     seed=Int(0),
     solver=CHOICE,
+    init=Kind(
+        lambda v: st.sampled_from(
+            [
+                "w",
+                {"nope": v["a"]},
+                {"a": v["a"][0]},
+                {"a": (v["a"][0][:, :2], v["a"][1])},
+                {"a": (v["a"][0], x2(3))},
+            ]
+        )
+    ),
     progress=BOOL,
 )
 
@@ -1940,7 +1965,13 @@ case(
     "probes.layer_readings",
     probes.layer_readings,
     lambda: dict(
-        model=small_net(), layers=["0", "2"], train=(XB, YB), valid=(XB, YB), test=(XB, YB), patience=2
+        model=small_net(),
+        layers=["0", "2"],
+        train=(XB, YB),
+        valid=(XB, YB),
+        test=(XB, YB),
+        patience=2,
+        solver="adam",
     ),
     finite=False,
     model=MODULE,
@@ -1949,6 +1980,7 @@ case(
     valid=SPLIT,
     test=SPLIT,
     patience=Int(),
+    solver=CHOICE,
 )
 case(
     "probes.hooks_are_exact",
@@ -2008,6 +2040,88 @@ case(
     gain=PROB,
     probe_tol=PROB,
     ablation_tol=PROB,
+)
+
+# convexity ------------------------------------------------------------------------------------------
+THETA = x2(2, 4)
+case(
+    "convexity.strong_convexity",
+    convexity.strong_convexity,
+    lambda: dict(x=XB, y=YB, theta=THETA, l2=1e-3),
+    expect={"x": "x|y"},
+    x=T(*F, "width"),
+    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1, 2)),
+    theta=T(*F, "width"),
+    l2=POS0,
+)
+case(
+    "convexity.mlp_probe",
+    lambda **kw: convexity.mlp_probe(**kw)[1:],
+    lambda: dict(x=XB, y=YB, hidden=3, n_classes=2, l2=1e-3, seed=0, tol=1e-4, max_iter=3),
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1, 2)),
+    hidden=Int(),
+    n_classes=Int(2),
+    l2=POS0,
+    seed=Int(0),
+    tol=POS,
+    max_iter=Int(),
+)
+P32 = torch.full((3, 2), 0.5)
+case(
+    "convexity.same_optimum_failures",
+    convexity.same_optimum_failures,
+    lambda: dict(
+        objective=(1.0, 1.0),
+        probabilities=(P32, P32),
+        objective_tol=1e-3,
+        probability_tol=1e-3,
+        parameters=(THETA, THETA),
+        parameter_tol=1e-3,
+    ),
+    finite=False,
+    objective=Kind(lambda v: st.sampled_from([1.0, (1.0,), (1.0, NAN), ("a", 1.0)])),
+    probabilities=Kind(lambda v: st.sampled_from([P32, (P32,), (P32, P32[:2]), (P32, "p"), (P32, P32[0])])),
+    objective_tol=POS0,
+    probability_tol=POS0,
+    parameters=Kind(lambda v: st.sampled_from([THETA, (THETA,), (THETA, THETA[:1]), (THETA, "t")])),
+    parameter_tol=POS0,
+)
+case("convexity.centred", convexity.centred, lambda: dict(theta=THETA), theta=T(*F))
+case(
+    "convexity.bounds",
+    convexity.bounds,
+    lambda: dict(grad_norms=(1e-4, 1e-4), mu=0.01, feature_norm=3.0),
+    grad_norms=Kind(lambda v: st.sampled_from([1e-4, (1e-4,), (1e-4, -1.0), (1e-4, NAN)])),
+    mu=POS,
+    feature_norm=POS,
+)
+
+# auxiliary ------------------------------------------------------------------------------------------
+case(
+    "auxiliary.head_loss",
+    lambda **kw: auxiliary.head_loss(**kw)(classifiers.DeepMLP(3, 4, n_in=3, aux_at=2), torch.tensor([0, 2])),
+    lambda: dict(x=x2(6, 3).float(), y=YB, weight=0.3, targets=YB, detach=False),
+    expect={"x": "x|y"},
+    x=T(*F, "width"),
+    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,)),
+    weight=POS,
+    targets=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,)),
+    detach=BOOL,
+)
+READ = {0: {"valid": [0.5, 0.4], "model_valid": 0.9, "aux_valid": 0.8}}
+case(
+    "auxiliary.leading_failures",
+    auxiliary.leading_failures,
+    lambda: dict(with_head=READ, without_head=READ, below=[1], steps=[0], margin=0.05),
+    finite=False,
+    expect={"below": "below|with_head", "steps": "steps|with_head"},  # a layer or step the readings lack
+    with_head=Kind(lambda v: st.sampled_from([[], "r", {1: READ[0]}, {0: {"valid": [0.5]}}])),
+    without_head=Kind(lambda v: st.sampled_from([[], "r", {1: READ[0]}, {0: {"valid": [0.5]}}])),
+    below=Kind(lambda v: st.sampled_from([[-1], "1", 1, [1.5], [5]])),
+    steps=Kind(lambda v: st.sampled_from([[-1], "0", 0, [0.5], [3]])),
+    margin=PROB,
 )
 
 PIX = torch.rand(3, 16, generator=g())
