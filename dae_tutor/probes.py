@@ -733,7 +733,7 @@ def fit_probes(
     for name, h in train_x.items():
         h = h.to(dtype)
         if standardize:
-            mean, std = h.mean(0), h.std(0, correction=0)
+            std, mean = torch.std_mean(h, 0, correction=0)
             means[name], scales[name] = mean, torch.where(std > 0, std, torch.ones_like(std))
         else:
             means[name], scales[name] = (
