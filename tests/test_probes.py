@@ -193,6 +193,16 @@ def test_kronecker_preconditioner_inverts_a_kron_g_plus_l2_and_is_exact_where_p_
     assert (torch.kron(curvature, gram) - _softmax_hessian(x, theta, y)).abs().max() > 1e-2
 
 
+@pytest.mark.parametrize("width", [1, 3, 5, 17])
+def test_the_tiled_symmetric_product_is_x_transpose_x(width):
+    # the gram of the preconditioner, by upper tiles (some empty when width < 4), against one product
+    x = torch.randn(30, width, generator=_gen(12), dtype=torch.float64).T.contiguous().T  # column-major
+    out = torch.full((width + 1, width + 1), math.nan, dtype=x.dtype)
+    probes._symmetric_product(x, out=out[:-1, :-1])
+    torch.testing.assert_close(out[:-1, :-1], x.T @ x, rtol=1e-13, atol=1e-13)
+    assert out[-1].isnan().all()  # nothing outside the view is written
+
+
 def test_lbfgs_reaches_the_scikit_learn_optimum_on_digits():
     x_train, y_train, x_test, y_test = _digits()
     l2, n = 1e-2, len(y_train)
