@@ -1494,6 +1494,14 @@ case(
     share=PROB,
 )
 case(
+    "evaluate.decoder_mixture_log_likelihood",
+    evaluate.decoder_mixture_log_likelihood,
+    lambda: dict(logits=x2(5, 4), test=BITS, batch_size=2),
+    logits=T(*F, "width"),
+    test=T(*F, "width", "range"),
+    batch_size=Int(),
+)
+case(
     "evaluate.chain_samples",
     evaluate.chain_samples,
     lambda: dict(model=BD, x0=BITS, n_steps=2, generator=g(), burn_in=1),
