@@ -532,6 +532,14 @@ case(
     s=POS0,
     generator=GEN,
 )
+case(
+    "chains.posterior_spread",
+    chains.posterior_spread,
+    lambda: dict(train_x=x2(5, seed=1), x_tilde=x2(3), sigma_c=0.3),
+    train_x=T(*F, "width"),
+    x_tilde=T(*F, "width"),
+    sigma_c=POS,
+)
 
 # corruption, data ----------------------------------------------------------------------------------
 PIX = torch.rand(4, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
