@@ -252,9 +252,9 @@ def test_walkback_does_not_add_spurious_samples_on_the_spiral():
     walkback end off the data no more often than those of the plain DAE (+ 0.05), with the chain's noise
     s set to the exact posterior's spread (chapter 2 §2.8's recipe). Measured on three model seeds
     (off-data shares plain / walkback: 0.019 / 0.026, 0.067 / 0.023, 0.050 / 0.038 for seeds 0, 10, 20);
-    the untrained network, the
-    control, leaves about half of its chains off the data. (With s = 0.01, four times below the posterior's
-    spread, T24 had failed: 0.000 / 0.073 at 0.05 from the data; chapter 2 shows why s matters.)"""
+    the untrained network, the control, leaves 0.45 of its chains off the data. With s = 0.01, four times
+    below the posterior's spread (and 4-step walks, 2000 steps), T24 had failed: 0.000 / 0.073 at 0.05 from
+    the data points; chapter 2 §2.8 measures what s changes."""
     from dae_tutor import chains, densities, diagnostics, runtime, train
 
     spiral = densities.Spiral()
