@@ -24,7 +24,8 @@ mixing, Schweitzer's bound and :func:`~dae_tutor.markov.sample_chain`, are in :m
 * the GSN with latent state ([TH] §5.3.4, Thm 3): :func:`burnin_hidden`, :func:`gsn_decoder_target`,
   :func:`gsn_joint_transition`, :func:`gsn_marginal_x`;
 * continuous samplers: the exact non-parametric DAE chain :func:`nonparametric_dae_step` and the chain
-  of a DAE with a Gaussian reconstruction head, :func:`gaussian_dae_step`;
+  of a DAE with a Gaussian reconstruction head, :func:`gaussian_dae_step`, whose noise level the
+  exact posterior's spread sets (:func:`posterior_spread`);
 * the energy read off a reconstruction distribution ([GDAE] §2.4): :func:`log_density_difference`.
 
 Dependency networks ([TH] §5.3.7) are in :mod:`dae_tutor.depnets`.
@@ -78,6 +79,7 @@ __all__ = [
     "log_density_difference",
     "nonparametric_dae_step",
     "online_counting_training",
+    "posterior_spread",
     "salt_and_pepper_kernel",
     "sample_pairs",
     "unimodal_projection",
@@ -794,6 +796,27 @@ def nonparametric_dae_step(
     mean = (sigma_c**2 * centres[idx] + s**2 * x_tilde) / (s**2 + sigma_c**2)
     std = s * sigma_c / math.sqrt(s**2 + sigma_c**2)
     return corruption.gaussian(mean, std, generator, check=False)
+
+
+def posterior_spread(train_x: torch.Tensor, x_tilde: torch.Tensor, sigma_c: float) -> float:
+    r"""Per-coordinate RMS spread of the exact posterior P(X | x̃) of the empirical law of ``train_x``.
+
+    With X uniform on the n rows x_i of ``train_x`` ``(n, d)`` and x̃ = X + σ_c ε, P(X = x_i | x̃) =
+    w_i(x̃) ∝ exp(−‖x̃ − x_i‖² / 2σ_c²); returns :math:`\sqrt{\operatorname{mean}_{\tilde x}
+    \sum_i w_i \lVert x_i - \bar x(\tilde x)\rVert^2 / d}` over the rows of ``x_tilde`` ``(B, d)``
+    (draws of X̃), :math:`\bar x = \sum_i w_i x_i` (Tweedie's mean). This is the Bayes-optimal
+    reconstruction RMSE, the noise level that [DLB] §20.11 (Fig. 20.11) gives a Gaussian reconstruction
+    head ("should correspond to the mean squared error of reconstructions") and that Theorem 1's
+    premise, P_θ(X | X̃) = the true posterior, asks of its variance (:func:`gaussian_dae_step`'s ``s``).
+    """
+    centres = checks.nonempty("train_x", checks.tensor("train_x", train_x, ndim=2)).to(F64)
+    xt = checks.nonempty("x_tilde", checks.tensor("x_tilde", x_tilde, ndim=2))
+    xt = checks.same_width("x_tilde", xt, "train_x", centres).to(device=centres.device, dtype=F64)
+    sigma_c = checks.positive_float("sigma_c", sigma_c)
+    w = torch.softmax(-torch.cdist(xt, centres).pow(2) / (2 * sigma_c**2), dim=1)  # (B, n)
+    mean = w @ centres
+    spread = (w * torch.cdist(mean, centres).pow(2)).sum(1).mean() / centres.shape[1]
+    return spread.sqrt().item()
 
 
 def gaussian_dae_step(

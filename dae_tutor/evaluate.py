@@ -17,6 +17,10 @@ the memory budget is ``batch_size × N`` squared distances at once (by default a
 Sample diagnostics: :func:`nearest_neighbours` (the memorisation check of GAN Fig. 2's right
 column) and :func:`mode_coverage` (modes hit and share of good samples on a 2-D mixture); the
 centres of a Markov-chain model are its consecutive samples, :func:`chain_samples`.
+
+The thesis's other estimator (§5.5.1), :func:`decoder_mixture_log_likelihood`, replaces the Gaussian
+kernel by the model's own factorized decoder: log P̂(x) = log mean_j P(x | x̃_j) over consecutive chain
+states x̃_j, a conservative (lower, in expectation) estimate of the chain's stationary law.
 """
 
 from __future__ import annotations
@@ -283,3 +287,28 @@ def chain_samples(
     keep = slice(burn_in, None)
     d = means.shape[-1]
     return means[keep].reshape(-1, d), samples[keep].reshape(-1, d)
+
+
+def decoder_mixture_log_likelihood(
+    logits: torch.Tensor, test: torch.Tensor, *, batch_size: int | None = None
+) -> torch.Tensor:
+    """Per-test-point log P̂(x) = log mean_j P(x | x̃_j) of a factorized Bernoulli decoder: thesis §5.5.1.
+
+    ``logits`` ``[N, d]`` are the decoder's logits ℓ_j at N corrupted states x̃_j of the sampling chain
+    ("10,000 consecutively generated samples (X̃ from the Markov chain)"), so that
+    log P(x | x̃_j) = Σ_i x_i ℓ_ji − log(1 + e^{ℓ_ji}); ``test`` ``[M, d]`` is binary. Returns
+    logsumexp_j log P(x | x̃_j) − log N, shape ``[M]``, float64. For x̃_j drawn from the chain's
+    stationary law π̃ of X̃, E P̂(x) = Σ_x̃ π̃(x̃) P(x | x̃) = π(x), the law of X that the chain
+    x → x̃ → x samples; by Jensen, E log P̂(x) ≤ log π(x): a lower bound in expectation ([TH] §5.5.1,
+    citing Bengio, Yao & Cho 2013). Chunks of ``batch_size`` test points (default: at most
+    :data:`DEFAULT_MAX_ELEMENTS` pairs at once).
+    """
+    logits, test, rows = _pair(logits, test, batch_size, ("logits", "test"))
+    checks.binary("test", test)
+    logits = logits.double()
+    partition = torch.nn.functional.softplus(logits).sum(1)  # Σ_i log(1 + e^ℓ_ji), one per x̃_j
+    out = torch.empty(len(test), dtype=torch.float64, device=test.device)
+    for start in range(0, len(test), rows):
+        log_p = test[start : start + rows].double() @ logits.T - partition  # [rows, N]
+        out[start : start + rows] = torch.logsumexp(log_p, dim=1) - math.log(len(logits))
+    return out

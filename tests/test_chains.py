@@ -815,3 +815,23 @@ def test_log_density_difference_checks() -> None:
         ch.log_density_difference(f, f, torch.zeros(2, 1), torch.zeros(3, 1))
     with pytest.raises(TypeError, match="log_corruption"):
         ch.log_density_difference(f, 1, torch.zeros(2, 1), torch.zeros(2, 1))
+
+
+def test_posterior_spread_two_points_closed_form_and_one_point_zero() -> None:
+    # Two training points ±a in 1-d: w = sigmoid(2a x̃/σ²) on +a, the posterior variance is 4a² w(1 − w).
+    a, sigma = 0.3, 0.2
+    train_x = torch.tensor([[a], [-a]], dtype=torch.float64)
+    xt = torch.tensor([[0.0], [0.1], [-0.25], [0.7]], dtype=torch.float64)
+    w = torch.sigmoid(2 * a * xt[:, 0] / sigma**2)
+    expected = math.sqrt((4 * a**2 * w * (1 - w)).mean().item())
+    assert ch.posterior_spread(train_x, xt, sigma) == pytest.approx(expected, rel=1e-12)
+    assert ch.posterior_spread(train_x, torch.zeros(1, 1), sigma) == pytest.approx(a, rel=1e-12)  # w = 1/2
+    # one training point: the posterior is a point mass, whatever x̃ and σ
+    assert ch.posterior_spread(train_x[:1], xt, sigma) == 0.0
+    # per coordinate: a repeated coordinate doubles ‖x̃ − x_i‖², as σ² → 2σ² would; the spread is the same
+    doubled = ch.posterior_spread(train_x.repeat(1, 2), xt.repeat(1, 2), sigma * math.sqrt(2))
+    assert doubled == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="x_tilde"):
+        ch.posterior_spread(train_x, torch.zeros(2, 3), sigma)
+    with pytest.raises(ValueError, match="sigma_c"):
+        ch.posterior_spread(train_x, xt, 0.0)

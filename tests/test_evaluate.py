@@ -279,3 +279,63 @@ def test_chain_samples_rejects_bad_arguments() -> None:
 
     with pytest.raises(ValueError, match="burn_in"):
         E.chain_samples(BernoulliDAE(2, 2), torch.zeros(1, 2), 3, None, burn_in=-1)
+
+
+def _bit_chain(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A finite chain x → x̃ → x on 3 bits: logits L[k] of a factorized decoder at each x̃ = k, a random
+    corruption C (x → x̃), the decoder's matrix R[k, x] = Π_i Bern(x_i; σ(L_ki)), and the states."""
+    from dae_tutor import markov
+
+    gen = torch.Generator().manual_seed(seed)
+    states = markov.binary_states(3).double()  # (8, 3)
+    logits = 2 * torch.randn(8, 3, generator=gen, dtype=F64)
+    C = torch.rand(8, 8, generator=gen, dtype=F64) + 0.05
+    C = C / C.sum(1, keepdim=True)
+    p = torch.sigmoid(logits)
+    R = torch.stack([(p**s * (1 - p) ** (1 - s)).prod(1) for s in states], dim=1)  # R[k, x]
+    return logits, C, R, states
+
+
+def test_decoder_mixture_is_log_mean_of_the_decoder_likelihoods() -> None:
+    logits, _, R, states = _bit_chain()
+    # one x̃ state at a time: log P(x | x̃ = k), the product of Bernoulli terms
+    one = torch.stack([E.decoder_mixture_log_likelihood(logits[k : k + 1], states) for k in range(8)])
+    assert torch.allclose(one, R.log(), atol=1e-13, rtol=0)
+    # all eight at once: log of the mean over them; chunked = unchunked
+    got = E.decoder_mixture_log_likelihood(logits, states)
+    assert torch.allclose(got, R.mean(0).log(), atol=1e-13, rtol=0)
+    assert torch.equal(got, E.decoder_mixture_log_likelihood(logits, states, batch_size=3))
+
+
+def test_decoder_mixture_is_unbiased_for_the_stationary_law_and_a_lower_bound_in_log() -> None:
+    # Exact finite-state computation ([TH] §5.5.1): with x̃ ~ π̃ = π C (the stationary law of X̃),
+    # E P̂(x) = Σ_k π̃_k R[k, x] = π(x), the stationary law of T = C R; and E log P̂(x) ≤ log π(x).
+    from dae_tutor import markov
+
+    logits, C, R, states = _bit_chain()
+    pi = markov.stationary_distribution(C @ R)
+    pi_tilde = pi @ C
+    single = torch.stack([E.decoder_mixture_log_likelihood(logits[k : k + 1], states) for k in range(8)])
+    assert torch.allclose(pi_tilde @ single.exp(), pi, atol=1e-14, rtol=0)
+    jensen_gap = pi.log() - pi_tilde @ single  # > 0 unless R[:, x] is constant in k
+    assert bool((jensen_gap > 1e-3).all()), jensen_gap
+    # Monte Carlo: 20,000 draws of x̃ from π̃ estimate log π within 5 standard errors of the mean of P̂ ...
+    gen = torch.Generator().manual_seed(1)
+    n = 20_000
+    draws = torch.multinomial(pi_tilde, n, replacement=True, generator=gen)
+    est = E.decoder_mixture_log_likelihood(logits[draws], states)
+    se = R[draws].std(0) / math.sqrt(n) / pi  # delta method: se of log P̂
+    assert bool(((est - pi.log()).abs() < 5 * se).all()), (est - pi.log(), se)
+    # ... and fail to when x̃ comes from the wrong law (uniform states: the control)
+    wrong = E.decoder_mixture_log_likelihood(logits[torch.randint(8, (n,), generator=gen)], states)
+    assert bool(((wrong - pi.log()).abs() > 5 * se).any()), (wrong - pi.log(), se)
+
+
+def test_decoder_mixture_rejects_bad_arguments() -> None:
+    logits, _, _, states = _bit_chain()
+    with pytest.raises(ValueError, match="test"):
+        E.decoder_mixture_log_likelihood(logits, states + 0.5)
+    with pytest.raises(ValueError, match="dimension"):
+        E.decoder_mixture_log_likelihood(logits[:, :2], states)
+    with pytest.raises(TypeError, match="logits"):
+        E.decoder_mixture_log_likelihood(logits.numpy(), states)

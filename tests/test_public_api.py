@@ -534,6 +534,14 @@ case(
     s=POS0,
     generator=GEN,
 )
+case(
+    "chains.posterior_spread",
+    chains.posterior_spread,
+    lambda: dict(train_x=x2(5, seed=1), x_tilde=x2(3), sigma_c=0.3),
+    train_x=T(*F, "width"),
+    x_tilde=T(*F, "width"),
+    sigma_c=POS,
+)
 
 # corruption, data ----------------------------------------------------------------------------------
 PIX = torch.rand(4, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -1546,6 +1554,14 @@ case(
     lambda: dict(q=torch.tensor([0.1, 0.3, 0.1, 0.4, 0.1], dtype=torch.float64), share=0.01),
     q=T(*F),
     share=PROB,
+)
+case(
+    "evaluate.decoder_mixture_log_likelihood",
+    evaluate.decoder_mixture_log_likelihood,
+    lambda: dict(logits=x2(5, 4), test=BITS, batch_size=2),
+    logits=T(*F, "width"),
+    test=T(*F, "width", "range"),
+    batch_size=Int(),
 )
 case(
     "evaluate.chain_samples",
