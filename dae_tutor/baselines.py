@@ -61,6 +61,12 @@ class GAN(nn.Module):
         activation: ``"relu"`` or ``"tanh"`` hidden units (both nets).
         output: ``"linear"`` (real-valued x) or ``"sigmoid"`` (pixels in [0, 1], as the paper's G).
         prior: p_z, ``"gaussian"`` N(0, I) or ``"uniform"`` U(0, 1)^noise_dim (Fig. 1's caption).
+        dropout: ``None``, or D's keep probabilities ``(input, hidden)`` in training, e.g. ``(0.8, 0.5)``
+            as the paper's MNIST discriminator ("Dropout was applied in training the discriminator net",
+            GAN paper §5; include probabilities 0.8 and 0.5 in its code). Units are kept with that
+            probability and scaled by its inverse; the masks come from the training generator and are
+            drawn for G's step too ("units should be stochastically dropped while computing the
+            gradient for the generator network to follow", DL book §20.10.4). Evaluation never drops.
         seed: initialisation of G (D uses ``seed + 1``).
         dtype, device: of the parameters.
     """
@@ -75,11 +81,13 @@ class GAN(nn.Module):
         activation: str = "relu",
         output: str = "linear",
         prior: str = "gaussian",
+        dropout: tuple[float, float] | None = None,
         seed: int = 0,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
+        self.dropout = None if dropout is None else _keep_probabilities(dropout)
         self.data_dim = checks.positive_int("data_dim", data_dim)
         self.noise_dim = checks.positive_int("noise_dim", noise_dim)
         self.output = checks.one_of("output", output, GAN_OUTPUTS)
@@ -127,8 +135,17 @@ class GAN(nn.Module):
         """logit D(x), shape (n,)."""
         return self._logits(self._x(x))
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(x)[:, 0]
+    def _logits(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """D's logits; with ``generator`` and :attr:`dropout` set, under fresh dropout masks from it."""
+        if self.dropout is None or generator is None:
+            return self.discriminator(x)[:, 0]
+        for name, layer in self.discriminator.named_children():
+            if name.startswith("linear"):
+                keep = self.dropout[0] if name == "linear0" else self.dropout[1]
+                mask = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) < keep
+                x = x * mask / keep
+            x = layer(x)
+        return x[:, 0]
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """D(x) = P(x came from the data), shape (n,)."""
@@ -138,26 +155,54 @@ class GAN(nn.Module):
         """Minibatch estimate of V(D, G) = mean log D(x) + mean log(1 − D(G(z))) (Eq. 1)."""
         return -self.discriminator_loss(x, z, detach=False)
 
-    def discriminator_loss(self, x: torch.Tensor, z: torch.Tensor, *, detach: bool = True) -> torch.Tensor:
+    def discriminator_loss(
+        self,
+        x: torch.Tensor,
+        z: torch.Tensor,
+        *,
+        detach: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """−V(D, G), by default with G's samples detached: what D's step of Algorithm 1 descends.
 
+        ``generator``: draws D's dropout masks (training, when :attr:`dropout` is set); ``None``: no dropout.
         A NaN that arises inside G or D (not in ``x`` or ``z``) reaches :func:`train_gan`'s divergence check.
         """
         x, z = self._x(x), self._z(z)
+        checks.generator("generator", generator, x)
         fake = self._generate(z)
         fake = fake.detach() if checks.boolean("detach", detach) else fake
-        return F.softplus(-self._logits(x)).mean() + F.softplus(self._logits(fake)).mean()
+        return (
+            F.softplus(-self._logits(x, generator)).mean() + F.softplus(self._logits(fake, generator)).mean()
+        )
 
-    def generator_loss(self, z: torch.Tensor, kind: str = "non-saturating") -> torch.Tensor:
-        """G's loss: mean log(1 − D(G(z))) (``"saturating"``, Eq. 1) or mean −log D(G(z)) (GAN paper §3)."""
+    def generator_loss(
+        self, z: torch.Tensor, kind: str = "non-saturating", *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """G's loss: mean log(1 − D(G(z))) (``"saturating"``, Eq. 1) or mean −log D(G(z)) (GAN paper §3).
+
+        ``generator``: draws D's dropout masks, as in :meth:`discriminator_loss`.
+        """
         kind = checks.one_of("kind", kind, GENERATOR_LOSSES)
-        logits = self._logits(self._generate(self._z(z)))
+        z = self._z(z)
+        checks.generator("generator", generator, z)
+        logits = self._logits(self._generate(z), generator)
         return -F.softplus(logits).mean() if kind == "saturating" else F.softplus(-logits).mean()
 
     def generator_grad_norm(self, z: torch.Tensor, kind: str = "non-saturating") -> float:
         """‖∇_θg‖ of :meth:`generator_loss` at the current parameters (leaves no gradient behind)."""
         grads = torch.autograd.grad(self.generator_loss(z, kind), list(self.generator.parameters()))
         return torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
+
+
+def _keep_probabilities(dropout: object) -> tuple[float, float]:
+    """D's dropout keep probabilities (input, hidden), each in (0, 1]."""
+    if not isinstance(dropout, (tuple, list)) or len(dropout) != 2:
+        raise TypeError(f"dropout must be a pair (input keep, hidden keep) or None, got {dropout!r}")
+    out = tuple(checks.probability(f"dropout[{i}]", p) for i, p in enumerate(dropout))
+    if min(out) <= 0:
+        raise ValueError(f"dropout keep probabilities must lie in (0, 1], got {dropout}")
+    return out
 
 
 def _betas(betas: object) -> tuple[float, float]:
@@ -241,12 +286,12 @@ def train_gan(
     for step in tqdm(range(steps), desc="GAN (Algorithm 1)", disable=not progress, leave=False):
         for _ in range(k):
             x, z = sample_data(batch_size, gen), gan.noise(batch_size, gen)
-            d_loss = gan.discriminator_loss(x, z)
+            d_loss = gan.discriminator_loss(x, z, generator=gen)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
         for _ in range(generator_steps):
-            g_loss = gan.generator_loss(gan.noise(batch_size, gen), loss)
+            g_loss = gan.generator_loss(gan.noise(batch_size, gen), loss, generator=gen)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()

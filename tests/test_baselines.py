@@ -256,6 +256,30 @@ def test_algorithm_1_moves_g_onto_the_data_and_v_towards_minus_log_4() -> None:
     assert abs(np.mean(history["value"][-50:]) + math.log(4)) < 0.05
 
 
+def test_algorithm_1_with_dropout_in_d_moves_g_onto_the_data() -> None:
+    # The chapter's MNIST GAN trains D under dropout (keep 0.8 input, 0.5 hidden); on a 1-D target the
+    # same recipe still moves G from its start (the control: |mean - 2| > 1) to within 0.2 of the data mean.
+    gan = B.GAN(
+        1,
+        1,
+        generator_hidden=(16,),
+        discriminator_hidden=(32,),
+        activation="tanh",
+        dropout=(0.8, 0.5),
+        dtype=F64,
+    )
+    before = gan.sample(2000, runtime.generator(1)).mean().item()
+    B.train_gan(
+        gan,
+        lambda m, g: 2 + 0.5 * torch.randn(m, 1, generator=g, dtype=F64),
+        steps=600,
+        batch_size=128,
+        lr=2e-3,
+    )
+    after = gan.sample(5000, runtime.generator(1)).mean().item()
+    assert abs(before - 2) > 1 and abs(after - 2) < 0.2, (before, after)
+
+
 def test_saturating_loss_has_vanishing_gradient_when_d_rejects_samples() -> None:
     gan = B.GAN(1, 1, generator_hidden=(8,), discriminator_hidden=(8,), activation="tanh", dtype=F64)
     with torch.no_grad():  # first D(x) = σ(−20) everywhere: sure that every sample is fake
@@ -272,6 +296,44 @@ def test_saturating_loss_has_vanishing_gradient_when_d_rejects_samples() -> None
     # Now logit D(x) = 8 tanh(x) − 20 ∈ [−28, −12]: d/dl log(1 − σ(l)) = −σ(l) ≈ −e^l while
     # d/dl −log σ(l) = −(1 − σ(l)) ≈ −1, so the non-saturating gradient is >= e^12 ≈ 1.6e5 times larger.
     assert non_sat > 1e5 * sat > 0
+
+
+def test_discriminator_dropout_draws_masks_from_the_generator_only() -> None:
+    x = torch.rand(64, 6, generator=runtime.generator(0), dtype=F64)
+    z = torch.randn(64, 2, generator=runtime.generator(1), dtype=F64)
+
+    def loss(dropout, seed):
+        gan = B.GAN(6, 2, generator_hidden=(8,), discriminator_hidden=(8,), dropout=dropout, dtype=F64)
+        gen = None if seed is None else runtime.generator(seed)
+        return gan.discriminator_loss(x, z, generator=gen).item(), gan.generator_loss(z, generator=gen).item()
+
+    plain = loss(None, None)
+    assert loss((1.0, 1.0), 3) == plain  # keep everything: the same network (the control)
+    assert loss((0.8, 0.5), None) == plain  # no generator: evaluation, no dropout
+    dropped = loss((0.8, 0.5), 3)
+    assert dropped == loss((0.8, 0.5), 3) and dropped != plain and dropped != loss((0.8, 0.5), 4)
+
+
+def test_inverted_dropout_keeps_a_linear_discriminator_unbiased() -> None:
+    # logit = w·(m ⊙ x)/keep + b with m ~ Bernoulli(keep): E[logit] = w·x + b exactly; the mean of
+    # 20,000 masks has standard error ~ |w||x| sqrt((1 − keep)/keep / 20,000) < 0.01 here.
+    gan = B.GAN(6, 2, generator_hidden=(8,), discriminator_hidden=(), dropout=(0.5, 0.5), dtype=F64)
+    x = torch.rand(1, 6, generator=runtime.generator(0), dtype=F64).expand(20_000, -1)
+    with torch.no_grad():
+        dropped = gan._logits(x, runtime.generator(5))
+        exact = gan.logits(x[:1])
+    assert abs(dropped.mean().item() - exact.item()) < 0.03
+    assert dropped.std().item() > 0.05  # the masks do move it
+
+
+def test_training_with_dropout_is_reproducible_by_seed() -> None:
+    def run(seed):
+        gan = B.GAN(2, 2, generator_hidden=(8,), discriminator_hidden=(8,), dropout=(0.8, 0.5), dtype=F64)
+        return B.train_gan(
+            gan, torch.rand(50, 2, generator=runtime.generator(0), dtype=F64), steps=5, seed=seed
+        )
+
+    assert run(1) == run(1) and run(1) != run(2)
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -294,6 +356,10 @@ def test_training_stops_on_nan() -> None:
         (lambda: B.train_gan(B.GAN(2, 2), torch.zeros(5, 2), steps=1, loss="wgan"), ValueError, "loss"),
         (lambda: B.GAN(2, 2).logits(torch.zeros(3, 5)), ValueError, "x"),
         (lambda: B.GAN(2, 2, prior="cauchy"), ValueError, "prior"),
+        (lambda: B.GAN(2, 2, dropout=0.5), TypeError, "dropout"),
+        (lambda: B.GAN(2, 2, dropout=(0.0, 0.5)), ValueError, "dropout"),
+        (lambda: B.GAN(2, 2, dropout=(0.8, 1.5)), ValueError, r"dropout\[1\]"),
+        (lambda: B.GAN(2, 2).generator_loss(torch.zeros(3, 2), generator=1), TypeError, "generator"),
         (lambda: B.RBM(4, 3).free_energy(torch.zeros(2, 5)), ValueError, "v"),
         (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(2, 4), k=0), ValueError, "k"),
         (lambda: B.RBM(4, 3).contrastive_divergence(torch.zeros(0, 4)), ValueError, "v"),

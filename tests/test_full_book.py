@@ -121,3 +121,19 @@ def test_a_failing_notebook_is_saved_and_the_book_goes_on(monkeypatch, tmp_path,
     saved = nbformat.read(results / "01_a.ipynb", as_version=4)
     assert saved.cells[0].outputs[0]["ename"] == "RuntimeError"  # the partial notebook shows where it stopped
     assert (results / "how_to_use.json").is_file() and not (results / "01_a.json").exists()
+
+
+def test_the_full_column_follows_the_first_book_column_of_a_table_with_its_own_columns(monkeypatch, tmp_path):
+    # chapter 3's table: paper, two protocols, budget, why; the full run's first book cell is the one shown
+    columns = ("paper", "real-valued", "binarised", "budget", "why they differ")
+    row = ("GSN-2", "214 ± 1.1", "120.0", "-20.5", "40 s", "quick")
+    run = {"rows": [["GSN-2", "214 ± 1.1", "230.0", "-10.0", "900 s", "full"]], "device": "GPU", "date": "d"}
+    (tmp_path / "03_evaluation.json").write_text(json.dumps(run))
+    monkeypatch.setenv(report.RESULTS_ENV_VAR, str(tmp_path))
+    profiles.use("quick")
+    try:
+        table = report.paper_vs_book([row], columns=columns).markdown
+    finally:
+        profiles.use(None)
+    assert "| claim | paper | real-valued | full profile (GPU, d) | binarised | budget | why they differ |" in table
+    assert "| GSN-2 | 214 ± 1.1 | 120.0 | 230.0 | -20.5 | 40 s | quick |" in table

@@ -36,3 +36,24 @@ def test_the_table_has_a_profile_line_a_header_and_one_line_per_row() -> None:
 def test_bad_rows_are_named(rows, error, name) -> None:
     with pytest.raises(error, match=name):
         report.paper_vs_book(rows)
+
+
+def test_columns_set_the_headings_and_the_row_width() -> None:
+    table = report.paper_vs_book(
+        [("GAN", "225", "46", "-", "2 min", "5.2", "budget")],
+        first="model",
+        columns=("paper", "real-valued", "binarised", "budget", "NN", "why"),
+    )
+    header = table.markdown.split("\n")[2:4]
+    assert header == ["| model | paper | real-valued | binarised | budget | NN | why |", "|" + "---|" * 7]
+    with pytest.raises(ValueError, match=r"rows\[0\] must hold 7"):
+        report.paper_vs_book([("a", "b", "c", "d")], columns=("1", "2", "3", "4", "5", "6"))
+
+
+@pytest.mark.parametrize(
+    ("columns", "error"),
+    [("abc", TypeError), ((), TypeError), (("a", 3), ValueError), (("a|b",), ValueError)],
+)
+def test_bad_columns_are_named(columns, error) -> None:
+    with pytest.raises(error, match="columns"):
+        report.paper_vs_book([("a", "b")], columns=columns)
