@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from dae_tutor import checks, runtime
-from dae_tutor.errors import DivergenceError
 from dae_tutor.curvature import lanczos
+from dae_tutor.errors import DivergenceError
 
 
 def rmsprop_checkpoints(
