@@ -6,69 +6,67 @@ steps θ ← θ − η g / P with P = diag(√v + ε), v the running mean of g²
 the preconditioned Hessian: it is stable only while λ₁(P⁻¹H) = λ₁(P^{-1/2} H P^{-1/2}) < 2/η (the adaptive
 edge of stability, Cohen et al. 2022). The raw λ₁(H) then scales with the typical √v.
 
-* :func:`gradient_second_moment` -- v at θ: the mean over minibatches of the squared minibatch gradient,
-  the quantity RMSProp's running average v tracks (its steady state when θ moves slowly).
+* :func:`rmsprop_checkpoints` -- RMSProp's parameters θ and its own running average v at chosen steps.
 * :func:`preconditioned_sharpness` -- λ₁(D^{-1/2} H D^{-1/2}) for a positive diagonal D, by Lanczos.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad
 
-from dae_tutor import checks
+from dae_tutor import checks, runtime
 from dae_tutor.curvature import lanczos
+from dae_tutor.errors import DivergenceError
 
 
-def gradient_second_moment(
+def rmsprop_checkpoints(
     model: nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     y: torch.Tensor,
-    theta: torch.Tensor,
-    batches: torch.Tensor,
-) -> torch.Tensor:
-    """v(θ) = (1/m) Σ_b g_b(θ)², the mean squared minibatch gradient over the m rows of ``batches``.
+    *,
+    steps: int,
+    save_at: Sequence[int],
+    seed: int,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """RMSProp (torch's defaults, α = 0.99, ε = 1e-8) on cross-entropy minibatches, keeping at each step of
+    ``save_at`` the flat parameters θ and the optimiser's own running average v_t = α v_{t−1} + (1 − α) g_t²
+    (``square_avg``), from which its preconditioner is P = diag(√v + ε) (Cohen et al. 2022, eq. 1).
 
-    ``batches`` is an (m, B) integer tensor of row indices into ``x``/``y``; g_b is the gradient at the flat
-    parameters ``theta`` of ``loss_fn(model(x[b]), y[b])`` (mean-reduced, as RMSProp sees it). RMSProp's
-    v_t = α v_{t−1} + (1 − α) g_t² averages the same squares over its last ~1/(1 − α) steps.
+    The minibatches are those of :func:`dae_tutor.train.classifier_checkpoints` with the same ``seed``
+    (all ``steps`` × ``batch_size`` indices drawn at once, CPU), so the parameters are the same.
+    Returns [(θ, v)] in increasing order of ``save_at`` (steps ≥ 1).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     x = checks.tensor("x", x)
-    if x.dim() < 2:
-        raise ValueError(f"x must be a batch (N, ...) of at least 2 dimensions, got {tuple(x.shape)}")
     y = checks.class_labels("y", y, x.shape[0])
-    dim = sum(p.numel() for p in model.parameters())
-    theta = checks.tensor("theta", theta, ndim=1)
-    if theta.numel() != dim:
-        raise ValueError(f"theta must have the model's {dim} parameters, got {theta.numel()}")
-    if not isinstance(batches, torch.Tensor) or batches.dim() != 2 or batches.is_floating_point():
-        raise TypeError("batches must be an (m, B) integer tensor of row indices")
-    if batches.numel() == 0 or int(batches.min()) < 0 or int(batches.max()) >= x.shape[0]:
-        raise ValueError(
-            f"batches must be non-empty row indices in [0, {x.shape[0]}), got {tuple(batches.shape)}"
-        )
-    shapes = [(name, p.shape, p.numel()) for name, p in model.named_parameters()]
-
-    def loss(flat: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        params, start = {}, 0
-        for name, shape, n in shapes:
-            params[name] = flat[start : start + n].view(shape)
-            start += n
-        return loss_fn(functional_call(model, params, (x[rows],)), y[rows])
-
-    gradient = grad(loss)
-    total = torch.zeros_like(theta)
-    for rows in batches:
-        total += gradient(theta.detach(), rows).square()
-    return total / batches.shape[0]
+    steps = checks.positive_int("steps", steps)
+    save_at = checks.int_sequence("save_at", save_at, minimum=1)
+    if save_at and max(save_at) > steps:
+        raise ValueError(f"save_at must be <= steps ({steps}), got {max(save_at)}")
+    lr = checks.positive_float("lr", lr)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    params = list(model.parameters())
+    opt = torch.optim.RMSprop(params, lr=lr)
+    batches = torch.randint(len(x), (steps, batch_size), generator=runtime.generator(seed))
+    saved = []
+    for step, rows in enumerate(batches, start=1):
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x[rows]), y[rows])
+        if not torch.isfinite(loss):
+            raise DivergenceError(step - 1, loss.item(), steps, "rmsprop_checkpoints")
+        loss.backward()
+        opt.step()
+        if step in save_at:
+            theta = nn.utils.parameters_to_vector(params).detach().clone()
+            v = torch.cat([opt.state[p]["square_avg"].reshape(-1) for p in params]).clone()
+            saved.append((theta, v))
+    return saved
 
 
 def preconditioned_sharpness(
