@@ -1197,45 +1197,20 @@ case(
     tol=POS,
     generator=GEN,
 )
-SQ_X, SQ_Y = torch.randn(6, 4, generator=runtime.generator(0)), torch.tensor([0, 1, 0, 1, 1, 0])
-SQ_NET = nn.Linear(4, 2)
 case(
-    "sharpness.gradient_second_moment",
-    sharpness.gradient_second_moment,
-    lambda: dict(
-        model=SQ_NET,
-        loss_fn=nn.functional.cross_entropy,
-        x=SQ_X,
-        y=SQ_Y,
-        theta=nn.utils.parameters_to_vector(SQ_NET.parameters()).detach(),
-        batches=torch.tensor([[0, 1], [2, 3]]),
-    ),
-    expect={"x": "x|y"},  # a reshaped x holds a different number of rows than y
+    "sharpness.rmsprop_checkpoints",
+    sharpness.rmsprop_checkpoints,
+    lambda: dict(model=small_net(), x=XB, y=YB, steps=2, save_at=[1, 2], seed=0, lr=0.1, batch_size=2),
+    finite=False,
     model=MODULE,
-    loss_fn=CALL,
-    x=T(*F),
-    y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1,)),
-    theta=T(*F, "width"),
-    batches=Kind(
-        lambda v: st.sampled_from(
-            [[[0, 1]], torch.tensor([0, 1]), torch.tensor([[0, 9]]), "b", torch.zeros(1, 2)]
-        )
-    ),
-)
-
-
-# spectral_density -------------------------------------------------------------------------------------
-STARTS = torch.ones(2, 6, dtype=torch.float64)
-case(
-    "spectral_density.stochastic_lanczos_quadrature",
-    spectral_density.stochastic_lanczos_quadrature,
-    lambda: dict(matvec=lambda v: DIAG * v, dim=6, steps=3, probes=2, generator=g(), starts=STARTS),
-    matvec=CALL,
-    dim=Int(2),
+    expect={"x": "x|y"},
+    x=T(*F, "rows"),
+    y=LABELS,
     steps=Int(),
-    probes=Int(),
-    generator=GEN,
-    starts=T(*F, "width", "rows"),
+    save_at=Kind(lambda v: st.sampled_from([(0,), (1.5,), "1", 1, (3,)])),
+    seed=Int(0),
+    lr=POS,
+    batch_size=Int(),
 )
 SLQ = spectral_density.stochastic_lanczos_quadrature(lambda v: DIAG * v, 6, steps=3, probes=2, generator=g())
 case("SpectralDensity.cdf", lambda x: SLQ.cdf(x), lambda: dict(x=DIAG), x=T(*F))
