@@ -2034,11 +2034,11 @@ case(
 )
 
 # convexity ------------------------------------------------------------------------------------------
-THETA = x2(2, 4)
+PROBE_THETA = x2(2, 4)
 case(
     "convexity.strong_convexity",
     convexity.strong_convexity,
-    lambda: dict(x=XB, y=YB, theta=THETA, l2=1e-3),
+    lambda: dict(x=XB, y=YB, theta=PROBE_THETA, l2=1e-3),
     expect={"x": "x|y"},
     x=T(*F, "width"),
     y=T("type", "numpy", "ndim", "empty", "float", "rows", "range", out=(-1, 2)),
@@ -2068,7 +2068,7 @@ case(
         probabilities=(P32, P32),
         objective_tol=1e-3,
         probability_tol=1e-3,
-        parameters=(THETA, THETA),
+        parameters=(PROBE_THETA, PROBE_THETA),
         parameter_tol=1e-3,
     ),
     finite=False,
@@ -2076,10 +2076,14 @@ case(
     probabilities=Kind(lambda v: st.sampled_from([P32, (P32,), (P32, P32[:2]), (P32, "p"), (P32, P32[0])])),
     objective_tol=POS0,
     probability_tol=POS0,
-    parameters=Kind(lambda v: st.sampled_from([THETA, (THETA,), (THETA, THETA[:1]), (THETA, "t")])),
+    parameters=Kind(
+        lambda v: st.sampled_from(
+            [PROBE_THETA, (PROBE_THETA,), (PROBE_THETA, PROBE_THETA[:1]), (PROBE_THETA, "t")]
+        )
+    ),
     parameter_tol=POS0,
 )
-case("convexity.centred", convexity.centred, lambda: dict(theta=THETA), theta=T(*F))
+case("convexity.centred", convexity.centred, lambda: dict(theta=PROBE_THETA), theta=T(*F))
 case(
     "convexity.bounds",
     convexity.bounds,
