@@ -514,21 +514,25 @@ def _chapter_fit(model, loss_of, x, epochs):
     return model
 
 
-def _fit_dae(digits, walkback_steps):
-    model = BernoulliDAE(64, 128, input_noise=0.5, seed=0)
+def _fit_dae(digits, walkback_steps, seed=0):
+    model = BernoulliDAE(64, 128, input_noise=0.5, seed=seed)
     return _chapter_fit(model, lambda m, x, g: m.loss(x, g, walkback_steps=walkback_steps), digits[:1200], 15)
 
 
 def test_walkback_blurs_a_factorized_decoder(digits):
     """Chapter 2 §2.10's measured reason for its Parzen ordering (the network analogue of check N12): a
-    factorized-Bernoulli DAE trained on 5-step walkback chains has blurrier mean-field chain outputs (higher
-    mean pixel entropy) than the same DAE trained plainly. Control: walkback_steps = 1 is plain training (same
-    seeds, the same model), which fails the strict inequality."""
+    factorized-Bernoulli DAE trained on 5-step walkback chains has blurrier mean-field chain outputs (mean
+    pixel entropy higher by more than 0.02 nats) than the same DAE trained plainly. Measured on model seeds
+    0/1/2: plain 0.3121/0.3123/0.3114, walkback 0.3959/0.3937/0.3930 (a gap of 0.08; plain's seed spread
+    0.001), so the margin is a quarter of the gap and 20 times the spread. Control: a plainly trained DAE of
+    another seed in walkback's place fails it."""
+
+    def blurrier(model, than):
+        return _centre_entropy(model, digits, 5) - than > 0.02
+
     plain = _centre_entropy(_fit_dae(digits, 1), digits, 5)
-    walkback = _centre_entropy(_fit_dae(digits, 5), digits, 5)
-    control = _centre_entropy(_fit_dae(digits, 1), digits, 5)
-    assert walkback > plain, (walkback, plain)
-    assert not control > plain, (control, plain)
+    assert blurrier(_fit_dae(digits, 5), plain)
+    assert not blurrier(_fit_dae(digits, 1, seed=1), plain)
 
 
 def test_scaled_gsn_alpha_1_is_the_largest_after_training(digits):
