@@ -5,7 +5,7 @@ convex, and with λ > 0 strictly convex except along the bias shift b ↦ b + c�
 blind (f, its gradient and the probabilities do not change; the gradient's bias part sums to zero).
 On the complement of that direction f is μ-strongly convex, μ > 0 the smallest non-zero eigenvalue
 of its Hessian, so any two fits θ_a, θ_b, compared with their biases centred (b − mean b), obey
-(Boyd & Vandenberghe, *Convex Optimization*, eqs. 9.9 and 9.11)
+(Boyd & Vandenberghe, *Convex Optimization*, eqs. 9.9 and 9.11)::
 
     ‖θ_a − θ_b‖ <= (‖∇f(θ_a)‖ + ‖∇f(θ_b)‖) / μ,    |f(θ_a) − f(θ_b)| <= max(‖∇f(θ_a)‖², ‖∇f(θ_b)‖²) / (2μ),
 
@@ -77,8 +77,8 @@ def mlp_probe(
     """A non-convex probe: softmax(W₂ tanh(W₁ h + b₁) + b₂), minimising (1/n) Σ CE + (l2/2)(‖W₁‖² + ‖W₂‖²).
 
     PyTorch's default initialisation drawn from ``seed``; full-batch L-BFGS (strong Wolfe) until
-    max |∇| <= ``tol`` or ``max_iter`` iterations. Returns the probe (in ``x``'s dtype and device),
-    its final objective, and its final max |∇|.
+    ``max |∇| <= tol`` or ``max_iter`` iterations. Returns the probe (in ``x``'s dtype and device),
+    its final objective, and its final ``max |∇|``.
     """
     x, y = _features_labels(x, y)
     hidden = checks.positive_int("hidden", hidden)
